@@ -1,0 +1,104 @@
+package config
+
+import (
+	"slices"
+	"time"
+)
+
+// kind is how a key's value is written in the file.
+type kind int
+
+const (
+	kindString   kind = iota // a YAML string
+	kindID                   // a string or an integer (user or group name or id)
+	kindInt                  // a YAML integer
+	kindSize                 // a byte count: an integer or "64KiB"
+	kindDuration             // a Go duration with a unit, or 0
+	kindIdle                 // a duration where 0 means NoIdleTimeout
+	kindBool                 // true or false
+	kindList                 // a list of strings
+)
+
+// keyDef describes one key of the file: its name, how it is written, and the
+// Config field it sets (exactly one accessor, matching kind, is non-nil).
+type keyDef struct {
+	name string
+	kind kind
+	str  func(*Config) *string
+	num  func(*Config) *int
+	dur  func(*Config) *time.Duration
+	flag func(*Config) *bool
+	list func(*Config) *[]string
+}
+
+// get returns the key's current value in c, copied so that later changes to
+// c do not change it.
+func (k *keyDef) get(c *Config) any {
+	switch {
+	case k.str != nil:
+		return *k.str(c)
+	case k.num != nil:
+		return *k.num(c)
+	case k.dur != nil:
+		return *k.dur(c)
+	case k.flag != nil:
+		return *k.flag(c)
+	default:
+		return slices.Clone(*k.list(c))
+	}
+}
+
+// keys lists every key of the file, in the order of configs/gss-acceptor.yaml.
+// Validate reports problems without a line in this order.
+var keys = []keyDef{
+	{name: "listen", kind: kindList, list: func(c *Config) *[]string { return &c.Listen }},
+	{name: "keytab", kind: kindString, str: func(c *Config) *string { return &c.Keytab }},
+	{name: "services", kind: kindList, list: func(c *Config) *[]string { return &c.Services }},
+
+	{name: "workers", kind: kindInt, num: func(c *Config) *int { return &c.Workers }},
+	{name: "max_sessions_per_worker", kind: kindInt, num: func(c *Config) *int { return &c.MaxSessionsPerWorker }},
+	{name: "worker_max_sessions", kind: kindInt, num: func(c *Config) *int { return &c.WorkerMaxSessions }},
+	{name: "worker_max_lifetime", kind: kindDuration, dur: func(c *Config) *time.Duration { return &c.WorkerMaxLifetime }},
+	{name: "worker_path", kind: kindString, str: func(c *Config) *string { return &c.WorkerPath }},
+	{name: "worker_user", kind: kindID, str: func(c *Config) *string { return &c.WorkerUser }},
+	{name: "worker_group", kind: kindID, str: func(c *Config) *string { return &c.WorkerGroup }},
+	{name: "worker_respawn_backoff_max", kind: kindDuration, dur: func(c *Config) *time.Duration { return &c.WorkerRespawnBackoffMax }},
+
+	{name: "handshake_timeout", kind: kindDuration, dur: func(c *Config) *time.Duration { return &c.HandshakeTimeout }},
+	{name: "max_handshakes", kind: kindInt, num: func(c *Config) *int { return &c.MaxHandshakes }},
+	{name: "idle_timeout", kind: kindIdle, dur: func(c *Config) *time.Duration { return &c.IdleTimeout }},
+	{name: "max_token_size", kind: kindSize, num: func(c *Config) *int { return &c.MaxTokenSize }},
+	{name: "max_message_size", kind: kindSize, num: func(c *Config) *int { return &c.MaxMessageSize }},
+	{name: "clock_skew", kind: kindDuration, dur: func(c *Config) *time.Duration { return &c.ClockSkew }},
+	{name: "replay_cache_size", kind: kindInt, num: func(c *Config) *int { return &c.ReplayCacheSize }},
+	{name: "import_deadline", kind: kindDuration, dur: func(c *Config) *time.Duration { return &c.ImportDeadline }},
+	{name: "shutdown_timeout", kind: kindDuration, dur: func(c *Config) *time.Duration { return &c.ShutdownTimeout }},
+	{name: "allow_delegation", kind: kindBool, flag: func(c *Config) *bool { return &c.AllowDelegation }},
+	{name: "channel_bindings", kind: kindString, str: func(c *Config) *string { return &c.ChannelBindings }},
+	{name: "allow_unauthenticated", kind: kindBool, flag: func(c *Config) *bool { return &c.AllowUnauthenticated }},
+
+	{name: "log_level", kind: kindString, str: func(c *Config) *string { return &c.LogLevel }},
+	{name: "log_format", kind: kindString, str: func(c *Config) *string { return &c.LogFormat }},
+	{name: "log_file", kind: kindString, str: func(c *Config) *string { return &c.LogFile }},
+	{name: "metrics_address", kind: kindString, str: func(c *Config) *string { return &c.MetricsAddress }},
+	{name: "metrics_allow_non_loopback", kind: kindBool, flag: func(c *Config) *bool { return &c.MetricsAllowNonLoopback }},
+}
+
+// keyNames is the name of every key, for suggestions.
+var keyNames = func() []string {
+	names := make([]string, len(keys))
+	for i := range keys {
+		names[i] = keys[i].name
+	}
+	return names
+}()
+
+// lookupKey returns the definition of the key called name, or nil.
+func lookupKey(name string) *keyDef {
+	for i := range keys {
+		if keys[i].name == name {
+			return &keys[i]
+		}
+	}
+	return nil
+}
