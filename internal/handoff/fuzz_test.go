@@ -1,0 +1,73 @@
+package handoff
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// FuzzDecode checks the message parser: no panics; errors are the
+// package's sentinels; the descriptor rule holds; and whatever decodes
+// re-encodes to exactly the input, i.e. the encoding is canonical (no
+// trailing bytes, no slack in any length).
+func FuzzDecode(f *testing.F) {
+	seed := func(m Message, nfd uint8) {
+		b, err := appendMessage(nil, m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b, nfd)
+	}
+	seed(&Hello{WorkerID: 1, KeyID: 1, MaxSessions: 10}, 0)
+	seed(&Ready{PID: 99}, 0)
+	seed(&Handoff{ID: 7, Token: []byte("token"), ReadAhead: []byte{0xe4, 0, 0, 0, 0}}, 1)
+	seed(&Handoff{ID: 7}, 2)
+	seed(&Ack{ID: 7, Status: 0x90000, Load: 3}, 0)
+	seed(&Drain{}, 1)
+	seed(&Bye{Reason: ByeDrained}, 0)
+	f.Add([]byte{Version}, uint8(0))
+	f.Add([]byte{0x00, byte(TypeDrain)}, uint8(0))
+	f.Fuzz(func(t *testing.T, data []byte, nfd uint8) {
+		n := int(nfd % 4)
+		m, err := decode(data, n)
+		if err != nil {
+			if m != nil {
+				t.Fatalf("message %v returned with error %v", m, err)
+			}
+			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrFDCount) {
+				t.Fatalf("error %v is not ErrMalformed or ErrFDCount", err)
+			}
+			return
+		}
+		if n != fdsFor(m.Type()) {
+			t.Fatalf("%v accepted with %d descriptors", m.Type(), n)
+		}
+		again, err := appendMessage(nil, m)
+		if err != nil {
+			t.Fatalf("re-encoding %v: %v", m.Type(), err)
+		}
+		if !bytes.Equal(again, data) {
+			t.Fatalf("re-encoding differs:\n in  %x\n out %x", data, again)
+		}
+	})
+}
+
+// FuzzParseRights checks the control-data parser on arbitrary bytes (the
+// kernel writes it, but the parser must not trust lengths it reads).
+func FuzzParseRights(f *testing.F) {
+	f.Add(unix.UnixRights(3))
+	f.Add(unix.UnixRights(3, 4, 5))
+	f.Add(append(unix.UnixCredentials(&unix.Ucred{Pid: 1}), unix.UnixRights(7)...))
+	f.Add([]byte{1, 2, 3})
+	f.Fuzz(func(t *testing.T, oob []byte) {
+		fds, err := parseRights(nil, oob)
+		if len(fds) > len(oob)/4 {
+			t.Fatalf("%d descriptors from %d bytes", len(fds), len(oob))
+		}
+		if err != nil && !errors.Is(err, ErrMalformed) {
+			t.Fatalf("error %v is not ErrMalformed", err)
+		}
+	})
+}

@@ -1,0 +1,418 @@
+package handoff
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+)
+
+// Version is the protocol version, carried in the first byte of every
+// message. Its high nibble is a fixed marker (0xA) so that a stray writer
+// on the channel is recognised at once; its low nibble is the version
+// proper. Both sides come from the same build, so there is no negotiation:
+// a different byte is refused.
+const Version byte = 0xA1
+
+// MaxMessageSize is the largest message, header included, that Send will
+// send and Recv will accept. A HANDOFF carries a sealed context token (about
+// 1.2 KB, more with delegated credentials or authorization data) and the
+// read-ahead bytes of the client connection; 256 KiB leaves ample room while
+// keeping the per-channel receive buffer small. Pair sizes the socket
+// buffers so that one message of this size always fits.
+const MaxMessageSize = 256 << 10
+
+// SealKeySize is the size of the context-token seal key in HELLO
+// (AES-256-GCM, DESIGN §5).
+const SealKeySize = 32
+
+// Type is the message type, the second byte of every message.
+type Type uint8
+
+// Message types. The direction of each is fixed by the protocol, but the
+// codec accepts any type in either direction; the callers enforce order.
+const (
+	TypeHello   Type = 1 // parent → worker, first message
+	TypeReady   Type = 2 // worker → parent, after HELLO
+	TypeHandoff Type = 3 // parent → worker, with one fd
+	TypeAck     Type = 4 // worker → parent
+	TypeDrain   Type = 5 // parent → worker
+	TypeBye     Type = 6 // worker → parent, last message
+)
+
+// String returns the protocol name of the type, e.g. "HANDOFF".
+func (t Type) String() string {
+	switch t {
+	case TypeHello:
+		return "HELLO"
+	case TypeReady:
+		return "READY"
+	case TypeHandoff:
+		return "HANDOFF"
+	case TypeAck:
+		return "ACK"
+	case TypeDrain:
+		return "DRAIN"
+	case TypeBye:
+		return "BYE"
+	}
+	return fmt.Sprintf("Type(%d)", uint8(t))
+}
+
+// Errors returned by Send and Recv, usually wrapped with detail; test them
+// with errors.Is.
+var (
+	// ErrMalformed: a message that is truncated, has trailing bytes, an
+	// unknown type or a bad version byte.
+	ErrMalformed = errors.New("handoff: malformed message")
+	// ErrFDCount: a message arrived with the wrong number of descriptors
+	// (HANDOFF needs exactly one, every other type none), or a HANDOFF to
+	// send has no descriptor. Received descriptors are closed.
+	ErrFDCount = errors.New("handoff: wrong number of file descriptors")
+	// ErrTruncated: the kernel cut the message (MSG_TRUNC) or its control
+	// data (MSG_CTRUNC, e.g. under RLIMIT_NOFILE pressure, when a passed
+	// descriptor is silently dropped while the bytes still arrive).
+	ErrTruncated = errors.New("handoff: message truncated by the kernel")
+	// ErrTooLarge: a message to send would exceed MaxMessageSize.
+	ErrTooLarge = errors.New("handoff: message too large")
+)
+
+// Message is one of *Hello, *Ready, *Handoff, *Ack, *Drain or *Bye.
+type Message interface {
+	// Type returns the message type.
+	Type() Type
+	// appendBody appends the type-specific fields; the set of messages is
+	// closed.
+	appendBody(b []byte) ([]byte, error)
+}
+
+// SealKey is the 32-byte key that seals interprocess context tokens. It
+// never formats its bytes (fmt.Formatter), so a Hello can be logged with
+// %v or %+v without leaking it.
+type SealKey [SealKeySize]byte
+
+// Format implements fmt.Formatter and never prints the key bytes.
+func (SealKey) Format(f fmt.State, _ rune) { fmt.Fprint(f, "SealKey(redacted)") }
+
+// Hello is the first message from the parent: who the worker is and what it
+// needs before it may import contexts. The protocol version is the header
+// byte of every message (Version), so it is not repeated here. Limits of 0
+// mean "no limit" or "the worker's default", as the worker documents.
+type Hello struct {
+	WorkerID   uint32 // the parent's index for this worker, in logs and metrics
+	Generation uint32 // configuration generation, bumped on reload
+	KeyID      uint8  // identifies Key inside sealed tokens (rotation)
+	Key        SealKey
+
+	MaxSessions      uint32 // sessions the worker may serve at once
+	MaxMessageBytes  uint32 // largest client DATA body
+	IdleTimeoutMS    uint32 // idle session timeout, milliseconds
+	ImportDeadlineMS uint32 // token lifetime between export and import, milliseconds
+}
+
+// Type implements Message.
+func (*Hello) Type() Type { return TypeHello }
+
+// Zero overwrites the seal key. The worker calls it once the key is loaded
+// into its importer; Send does the same for its own copy in the send buffer.
+func (h *Hello) Zero() { clear(h.Key[:]) }
+
+const helloLen = 4 + 4 + 1 + SealKeySize + 4*4
+
+func (h *Hello) appendBody(b []byte) ([]byte, error) {
+	b = binary.BigEndian.AppendUint32(b, h.WorkerID)
+	b = binary.BigEndian.AppendUint32(b, h.Generation)
+	b = append(b, h.KeyID)
+	b = append(b, h.Key[:]...)
+	b = binary.BigEndian.AppendUint32(b, h.MaxSessions)
+	b = binary.BigEndian.AppendUint32(b, h.MaxMessageBytes)
+	b = binary.BigEndian.AppendUint32(b, h.IdleTimeoutMS)
+	b = binary.BigEndian.AppendUint32(b, h.ImportDeadlineMS)
+	return b, nil
+}
+
+// Ready tells the parent that the worker processed HELLO and takes
+// handoffs.
+type Ready struct {
+	PID uint32 // the worker's process id, to cross-check the parent's view
+}
+
+// Type implements Message.
+func (*Ready) Type() Type { return TypeReady }
+
+func (r *Ready) appendBody(b []byte) ([]byte, error) {
+	return binary.BigEndian.AppendUint32(b, r.PID), nil
+}
+
+// Handoff passes one established client connection to a worker: the sealed
+// context token, the bytes already read from the client past the last
+// context token, and the connection's descriptor (SCM_RIGHTS).
+//
+// Descriptor ownership: Send never closes the descriptor it passes. The
+// kernel gives the worker its own reference, but the parent keeps its copy
+// until the worker's ACK, so that a worker dying before the ACK loses no
+// connection (DESIGN §6). Recv hands the received *os.File to the caller,
+// who must close it (usually right after net.FileConn).
+type Handoff struct {
+	ID        uint64 // unique per parent instance; echoed by the ACK
+	Token     []byte // sealed context token; contains keys, zero after use
+	ReadAhead []byte // client bytes to be consumed before the socket's
+
+	// File is the client connection's descriptor. Recv always sets it (it
+	// has FD_CLOEXEC set, and the caller must close it). For Send, set
+	// File or FD.
+	File *os.File
+	// FD is an alternative to File for Send: the number of a descriptor
+	// the caller owns and keeps open at least until Send returns (by
+	// protocol, until the ACK), e.g. taken from a *net.TCPConn through
+	// SyscallConn. 0 means unset: descriptor 0 (stdin) is never a client
+	// connection. Recv never sets it.
+	FD int
+}
+
+// Type implements Message.
+func (*Handoff) Type() Type { return TypeHandoff }
+
+// Close closes a received descriptor that will not be used, e.g. after a
+// failed import. It is a no-op when File is nil.
+func (h *Handoff) Close() error {
+	if h.File == nil {
+		return nil
+	}
+	err := h.File.Close()
+	h.File = nil
+	return err
+}
+
+func (h *Handoff) appendBody(b []byte) ([]byte, error) {
+	// Bound each field before appending so that a huge slice is refused
+	// without being copied; Send checks the total again.
+	if len(h.Token) > MaxMessageSize || len(h.ReadAhead) > MaxMessageSize {
+		return b, fmt.Errorf("%w: HANDOFF token of %d and read-ahead of %d bytes (max message %d)",
+			ErrTooLarge, len(h.Token), len(h.ReadAhead), MaxMessageSize)
+	}
+	b = binary.BigEndian.AppendUint64(b, h.ID)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(h.Token)))
+	b = append(b, h.Token...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(h.ReadAhead)))
+	b = append(b, h.ReadAhead...)
+	return b, nil
+}
+
+// Ack answers a HANDOFF, and also reports the worker's load when a session
+// ends (ID 0, which the parent never assigns).
+type Ack struct {
+	ID     uint64 // the HANDOFF's ID, or 0 for a load report
+	Status uint32 // 0: imported and serving; else the GSS major status of the failure
+	Load   uint32 // sessions the worker is serving now
+}
+
+// Type implements Message.
+func (*Ack) Type() Type { return TypeAck }
+
+func (a *Ack) appendBody(b []byte) ([]byte, error) {
+	b = binary.BigEndian.AppendUint64(b, a.ID)
+	b = binary.BigEndian.AppendUint32(b, a.Status)
+	b = binary.BigEndian.AppendUint32(b, a.Load)
+	return b, nil
+}
+
+// Drain tells a worker to take no new handoffs, finish its sessions and
+// exit when idle (with a BYE).
+type Drain struct{}
+
+// Type implements Message.
+func (*Drain) Type() Type { return TypeDrain }
+
+func (*Drain) appendBody(b []byte) ([]byte, error) { return b, nil }
+
+// Reasons carried by Bye.
+const (
+	ByeUnspecified uint32 = 0
+	ByeDrained     uint32 = 1 // DRAIN received and every session ended
+	ByeShutdown    uint32 = 2 // the worker was told to stop (signal)
+	ByeRecycled    uint32 = 3 // the worker reached its session or lifetime cap
+	ByeFatal       uint32 = 4 // configuration or fatal error; do not respawn
+)
+
+// Bye is the worker's last message before it exits.
+type Bye struct {
+	Reason uint32 // one of the Bye* constants
+}
+
+// Type implements Message.
+func (*Bye) Type() Type { return TypeBye }
+
+func (y *Bye) appendBody(b []byte) ([]byte, error) {
+	return binary.BigEndian.AppendUint32(b, y.Reason), nil
+}
+
+// errNilMessage is returned for a nil Message or a typed nil pointer.
+var errNilMessage = errors.New("handoff: nil message")
+
+// appendMessage appends the full encoding of m (header and body) to dst.
+func appendMessage(dst []byte, m Message) ([]byte, error) {
+	if isNil(m) {
+		return dst, errNilMessage
+	}
+	dst = append(dst, Version, byte(m.Type()))
+	return m.appendBody(dst)
+}
+
+// isNil reports whether m is nil or a nil pointer of one of the message
+// types, which appendBody would dereference.
+func isNil(m Message) bool {
+	switch m := m.(type) {
+	case nil:
+		return true
+	case *Hello:
+		return m == nil
+	case *Ready:
+		return m == nil
+	case *Handoff:
+		return m == nil
+	case *Ack:
+		return m == nil
+	case *Drain:
+		return m == nil
+	case *Bye:
+		return m == nil
+	}
+	return false
+}
+
+// fdsFor returns how many descriptors a message of type t must carry.
+func fdsFor(t Type) int {
+	if t == TypeHandoff {
+		return 1
+	}
+	return 0
+}
+
+// decoder reads big-endian fields and remembers the first shortfall.
+type decoder struct {
+	b   []byte
+	bad bool
+}
+
+func (d *decoder) take(n int) []byte {
+	if d.bad || n < 0 || n > len(d.b) {
+		d.bad = true
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) u8() uint8 {
+	if v := d.take(1); v != nil {
+		return v[0]
+	}
+	return 0
+}
+
+func (d *decoder) u32() uint32 {
+	if v := d.take(4); v != nil {
+		return binary.BigEndian.Uint32(v)
+	}
+	return 0
+}
+
+func (d *decoder) u64() uint64 {
+	if v := d.take(8); v != nil {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
+}
+
+// bytes reads a u32 length and that many bytes, returned as a sub-slice.
+func (d *decoder) bytes() []byte {
+	n := d.u32()
+	if uint64(n) > uint64(len(d.b)) {
+		d.bad = true
+		return nil
+	}
+	return d.take(int(n))
+}
+
+// decode parses one message. nfd is the number of descriptors that came
+// with it; it must match the type (one for HANDOFF, none otherwise). Every
+// length is checked and trailing bytes are refused, so exactly one byte
+// string decodes to each message.
+//
+// The returned Handoff's Token and ReadAhead are copies (one allocation),
+// independent of b, so the caller may wipe b. Its File is not set.
+func decode(b []byte, nfd int) (Message, error) {
+	if len(b) < 2 {
+		return nil, fmt.Errorf("%w: %d bytes, shorter than the header", ErrMalformed, len(b))
+	}
+	if b[0] != Version {
+		return nil, fmt.Errorf("%w: version byte %#02x, want %#02x", ErrMalformed, b[0], Version)
+	}
+	t := Type(b[1])
+	d := decoder{b: b[2:]}
+	var m Message
+	switch t {
+	case TypeHello:
+		h := &Hello{
+			WorkerID:   d.u32(),
+			Generation: d.u32(),
+			KeyID:      d.u8(),
+		}
+		copy(h.Key[:], d.take(SealKeySize))
+		h.MaxSessions = d.u32()
+		h.MaxMessageBytes = d.u32()
+		h.IdleTimeoutMS = d.u32()
+		h.ImportDeadlineMS = d.u32()
+		m = h
+	case TypeReady:
+		m = &Ready{PID: d.u32()}
+	case TypeHandoff:
+		h := &Handoff{ID: d.u64()}
+		tok := d.bytes()
+		ra := d.bytes()
+		if !d.bad {
+			// One allocation for both; ReadAhead gets no spare capacity so
+			// an append by the caller cannot run into Token or vice versa.
+			buf := make([]byte, len(tok)+len(ra))
+			copy(buf, tok)
+			copy(buf[len(tok):], ra)
+			h.Token = buf[:len(tok):len(tok)]
+			if len(ra) > 0 {
+				h.ReadAhead = buf[len(tok):]
+			}
+		}
+		m = h
+	case TypeAck:
+		m = &Ack{ID: d.u64(), Status: d.u32(), Load: d.u32()}
+	case TypeDrain:
+		m = &Drain{}
+	case TypeBye:
+		m = &Bye{Reason: d.u32()}
+	default:
+		return nil, fmt.Errorf("%w: unknown type %d", ErrMalformed, uint8(t))
+	}
+	if d.bad || len(d.b) != 0 {
+		wipe(m)
+		if d.bad {
+			return nil, fmt.Errorf("%w: %v truncated (%d bytes)", ErrMalformed, t, len(b))
+		}
+		return nil, fmt.Errorf("%w: %d trailing bytes after %v", ErrMalformed, len(d.b), t)
+	}
+	if want := fdsFor(t); nfd != want {
+		wipe(m)
+		return nil, fmt.Errorf("%w: %v with %d descriptors, want %d", ErrFDCount, t, nfd, want)
+	}
+	return m, nil
+}
+
+// wipe zeroes the secrets of a message that is being dropped.
+func wipe(m Message) {
+	switch m := m.(type) {
+	case *Hello:
+		m.Zero()
+	case *Handoff:
+		clear(m.Token)
+	}
+}
