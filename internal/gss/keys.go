@@ -55,6 +55,12 @@ func (p *usagePair) zero() {
 // tokenKeys holds the per-message keys of a context, derived once from the
 // base keys so that no token pays for key derivation.
 //
+// Derivation is lazy: it happens on the context's first per-message call,
+// not when the context is made. An acceptor exports its contexts without
+// ever protecting a message, so it never pays for these keys; the worker
+// that imports the context derives them once, on the session's first
+// token.
+//
 // Key choice follows RFC 4121 §2 as MIT implements it (MIT-FACTS §3.3):
 // both sides send with the acceptor subkey when one was asserted, else with
 // the initiator subkey (c.subkey, which is the session key when the
@@ -64,11 +70,14 @@ func (p *usagePair) zero() {
 // the AP-REP. That fallback set is rarely needed, so it is derived lazily.
 type tokenKeys struct {
 	// Immutable after setupKeys.
-	send      usagePair // this side's seal/sign usages under the sending key
-	recv      usagePair // the peer's seal/sign usages under the sending key
 	sendFlags byte      // flags every token we send carries: SentByAcceptor, AcceptorSubkey
 	haveASK   bool      // an acceptor subkey exists (recv is keyed with it)
 	confRand  io.Reader // source of sealed-token confounders; nil means crypto/rand (tests pin it)
+
+	// Guarded by Context.mu; set once by deriveLocked.
+	derived bool
+	send    usagePair // this side's seal/sign usages under the sending key
+	recv    usagePair // the peer's seal/sign usages under the sending key
 
 	// Guarded by Context.mu: the peer's usages under c.subkey, used for
 	// tokens without the AcceptorSubkey flag when haveASK is set.
@@ -97,14 +106,13 @@ func usages(acceptorSent bool) (seal, sign uint32) {
 	return usageInitiatorSeal, usageInitiatorSign
 }
 
-// setupKeys derives the per-message keys. Only RFC 4121 CFX tokens are
-// supported, so the sending enctype must be one of the four AES enctypes
-// (17-20); RFC 1964 (DES3) and RFC 4757 (RC4) tokens are not implemented.
+// setupKeys checks that the context's keys can protect per-message tokens
+// and fixes the flags its tokens carry; deriveLocked derives the keys on
+// first use. Only RFC 4121 CFX tokens are supported, so the sending enctype
+// must be one of the four AES enctypes (17-20); RFC 1964 (DES3) and RFC 4757
+// (RC4) tokens are not implemented.
 func (c *Context) setupKeys() error {
-	base := c.subkey
-	if !c.acceptorSubkey.IsZero() {
-		base = c.acceptorSubkey
-	}
+	base := c.sendBaseKey()
 	if base.IsZero() {
 		return newError(StatusFailure, MinorNone, "no key for per-message tokens", nil)
 	}
@@ -112,25 +120,52 @@ func (c *Context) setupKeys() error {
 		return newError(StatusFailure, MinorNone,
 			fmt.Sprintf("enctype %d cannot protect RFC 4121 tokens (need 17-20)", base.Etype), nil)
 	}
-	var k tokenKeys
-	ourSeal, ourSign := usages(!c.initiator)
-	peerSeal, peerSign := usages(c.initiator)
-	var err error
-	if k.send, err = derivePair(base, ourSeal, ourSign); err != nil {
-		return newError(StatusFailure, MinorNone, "deriving send keys", err)
-	}
-	if k.recv, err = derivePair(base, peerSeal, peerSign); err != nil {
-		k.zero()
-		return newError(StatusFailure, MinorNone, "deriving receive keys", err)
+	if n, err := krb5crypto.KeySize(base.Etype); err != nil || n != len(base.Value) {
+		return newError(StatusFailure, MinorNone,
+			fmt.Sprintf("enctype %d key has %d bytes", base.Etype, len(base.Value)), err)
 	}
 	if !c.initiator {
-		k.sendFlags |= tokFlagSentByAcceptor
+		c.keys.sendFlags |= tokFlagSentByAcceptor
 	}
 	if !c.acceptorSubkey.IsZero() {
-		k.haveASK = true
-		k.sendFlags |= tokFlagAcceptorSubkey
+		c.keys.haveASK = true
+		c.keys.sendFlags |= tokFlagAcceptorSubkey
 	}
-	c.keys = k
+	return nil
+}
+
+// sendBaseKey is the key both sides send with (RFC 4121 §2): the acceptor
+// subkey when one was asserted, else c.subkey.
+func (c *Context) sendBaseKey() Key {
+	if !c.acceptorSubkey.IsZero() {
+		return c.acceptorSubkey
+	}
+	return c.subkey
+}
+
+// readyLocked returns the sticky error, if any, and otherwise makes sure
+// the per-message keys are derived. Every per-message call starts with it.
+// c.mu is held.
+func (c *Context) readyLocked() error {
+	if err := c.usableLocked(); err != nil {
+		return err
+	}
+	if c.keys.derived {
+		return nil
+	}
+	base := c.sendBaseKey()
+	ourSeal, ourSign := usages(!c.initiator)
+	peerSeal, peerSign := usages(c.initiator)
+	send, err := derivePair(base, ourSeal, ourSign)
+	if err != nil {
+		return newError(StatusFailure, MinorNone, "deriving send keys", err)
+	}
+	recv, err := derivePair(base, peerSeal, peerSign)
+	if err != nil {
+		send.zero()
+		return newError(StatusFailure, MinorNone, "deriving receive keys", err)
+	}
+	c.keys.send, c.keys.recv, c.keys.derived = send, recv, true
 	return nil
 }
 

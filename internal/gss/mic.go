@@ -16,7 +16,7 @@ func putMICHeader(h []byte, flags byte, seq uint64) {
 func (c *Context) GetMIC(msg []byte) ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.usableLocked(); err != nil {
+	if err := c.readyLocked(); err != nil {
 		return nil, err
 	}
 	u := c.keys.send.sign
@@ -37,7 +37,7 @@ func (c *Context) GetMIC(msg []byte) ([]byte, error) {
 func (c *Context) VerifyMIC(msg, token []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.usableLocked(); err != nil {
+	if err := c.readyLocked(); err != nil {
 		return err
 	}
 	if len(token) < cfxHeaderLen {

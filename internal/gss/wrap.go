@@ -35,7 +35,7 @@ func putWrapHeader(h []byte, flags byte, ec, rrc uint16, seq uint64) {
 func (c *Context) Wrap(msg []byte, conf bool) ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.usableLocked(); err != nil {
+	if err := c.readyLocked(); err != nil {
 		return nil, err
 	}
 	k := &c.keys
@@ -87,7 +87,7 @@ func (c *Context) Wrap(msg []byte, conf bool) ([]byte, error) {
 func (c *Context) Unwrap(token []byte) (msg []byte, conf bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.usableLocked(); err != nil {
+	if err := c.readyLocked(); err != nil {
 		return nil, false, err
 	}
 	if len(token) < cfxHeaderLen {
