@@ -1,0 +1,948 @@
+package gss
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jcmturner/gofork/encoding/asn1"
+	"github.com/jcmturner/gokrb5/v8/asn1tools"
+	"github.com/jcmturner/gokrb5/v8/iana"
+	"github.com/jcmturner/gokrb5/v8/iana/asnAppTag"
+	"github.com/jcmturner/gokrb5/v8/iana/errorcode"
+	"github.com/jcmturner/gokrb5/v8/iana/flags"
+	"github.com/jcmturner/gokrb5/v8/iana/keyusage"
+	"github.com/jcmturner/gokrb5/v8/iana/msgtype"
+	"github.com/jcmturner/gokrb5/v8/keytab"
+	"github.com/jcmturner/gokrb5/v8/messages"
+	"github.com/jcmturner/gokrb5/v8/types"
+
+	"github.com/gss-acceptor/gss-acceptor/internal/krb5crypto"
+)
+
+// DefaultClockSkew is the clock skew allowed when AcceptorConfig.ClockSkew
+// is zero: MIT's and RFC 4120's customary five minutes.
+const DefaultClockSkew = 5 * time.Minute
+
+// AcceptorConfig is the policy of an Acceptor. The zero value of every
+// field but Keytab means its default.
+type AcceptorConfig struct {
+	// Keytab holds the service keys. Required. The Acceptor reads it once,
+	// in NewAcceptor, and keeps only keys derived from it: a reloaded
+	// keytab needs a new Acceptor (pass the same ReplayCache to it).
+	Keytab *keytab.Keytab
+
+	// Services lists the acceptor principals clients may authenticate to,
+	// as "service/host@REALM"; a name without "@REALM" matches that name in
+	// any realm of the keytab. Empty: any principal with an AES key in the
+	// keytab. A ticket for any other principal is refused with
+	// KRB_AP_ERR_NOT_US even if the keytab could decrypt it.
+	Services []string
+
+	// ClockSkew is the largest accepted difference between the
+	// authenticator's time and ours, and the grace period on the ticket's
+	// start and end times (RFC 4120 §1.6). 0 means DefaultClockSkew.
+	ClockSkew time.Duration
+
+	// ReplayCache remembers accepted authenticators. nil: a private cache
+	// of DefaultReplayCacheEntries. Share one cache across the Acceptors
+	// of successive keytab reloads so that a reload does not open a replay
+	// window.
+	ReplayCache *ReplayCache
+
+	// ChannelBindings, when non-nil, is the application data of the
+	// channel bindings the initiator must have bound the context to: the
+	// Bnd field of its checksum must equal channelBindingsHash of it (the
+	// MD5 of RFC 2744 gss_channel_bindings_struct with GSS_C_AF_UNSPEC
+	// empty addresses and this application data, RFC 4121 §4.1.1.2), and
+	// the context then carries FlagChannelBound. An initiator that sent no
+	// bindings (an all-zero Bnd) is refused too: MIT accepts it unless the
+	// client flagged KERB_AP_OPTIONS_CBT, but bindings that can be left out
+	// protect nothing.
+	//
+	// nil: no bindings are checked. The Bnd field is then ignored whatever
+	// it holds, as MIT does: an initiator may bind to a channel the
+	// acceptor does not know about.
+	ChannelBindings []byte
+
+	// AllowDelegation keeps a delegated credential in the Context
+	// (DelegatedCredential, FlagDeleg). Off: a delegated KRB-CRED is still
+	// decrypted and checked, as MIT does (a malformed one fails the
+	// handshake), then zeroed and dropped, and FlagDeleg is not returned.
+	AllowDelegation bool
+
+	// Now returns the current time. nil: time.Now.
+	Now func() time.Time
+
+	// Rand is the source of acceptor subkeys, sequence numbers and
+	// confounders. nil: crypto/rand.
+	Rand io.Reader
+}
+
+// Acceptor establishes krb5 mechanism contexts from AP-REQ tokens (RFC 4121
+// §4.1, RFC 4120 §3.2.3). It is safe for concurrent use by any number of
+// goroutines.
+//
+// Failures are *Error values carrying a GSS major status and the RFC 4120
+// code sent in the KRB-ERROR token:
+//
+//	failure                                       major                        krb5 code
+//	malformed framing, ASN.1, checksum structure  GSS_S_DEFECTIVE_TOKEN        KRB_ERR_GENERIC (60)
+//	TOK_ID not AP-REQ, msg-type not 14            GSS_S_DEFECTIVE_TOKEN        KRB_AP_ERR_MSG_TYPE (40)
+//	pvno or authenticator-vno not 5               GSS_S_DEFECTIVE_TOKEN        KRB_AP_ERR_BADVERSION (39)
+//	no 0x8003 checksum in the authenticator       GSS_S_DEFECTIVE_TOKEN        KRB_AP_ERR_INAPP_CKSUM (50)
+//	checksum shorter than 24 bytes                GSS_S_BAD_BINDINGS           KRB_AP_ERR_INAPP_CKSUM (50)
+//	DCE-style or user-to-user request             GSS_S_UNAVAILABLE            KDC_ERR_BADOPTION (13)
+//	token for another mechanism                   GSS_S_BAD_MECH               KRB_ERR_GENERIC (60)
+//	service principal not in Services             GSS_S_UNAUTHORIZED           KRB_AP_ERR_NOT_US (35)
+//	no key for the principal or enctype           GSS_S_NO_CRED                KRB_AP_ERR_NOKEY (45)
+//	no key of the ticket's kvno                   GSS_S_NO_CRED                KRB_AP_ERR_BADKEYVER (44)
+//	non-AES ticket, session key or subkey         GSS_S_UNAVAILABLE            KDC_ERR_ETYPE_NOSUPP (14)
+//	ticket does not decrypt (wrong key, tampered) GSS_S_DEFECTIVE_CREDENTIAL   KRB_AP_ERR_MODIFIED (41)
+//	ticket not yet valid or flagged INVALID       GSS_S_DEFECTIVE_CREDENTIAL   KRB_AP_ERR_TKT_NYV (33)
+//	ticket expired                                GSS_S_CREDENTIALS_EXPIRED    KRB_AP_ERR_TKT_EXPIRED (32)
+//	authenticator does not decrypt                GSS_S_BAD_SIG                KRB_AP_ERR_BAD_INTEGRITY (31)
+//	authenticator client ≠ ticket client          GSS_S_DEFECTIVE_CREDENTIAL   KRB_AP_ERR_BADMATCH (36)
+//	authenticator time outside the clock skew     GSS_S_CONTEXT_EXPIRED        KRB_AP_ERR_SKEW (37)
+//	authenticator already presented               GSS_S_DUPLICATE_TOKEN        KRB_AP_ERR_REPEAT (34)
+//	channel bindings missing or different         GSS_S_BAD_BINDINGS           KRB_ERR_GENERIC (60)
+//	delegated credential does not decrypt         GSS_S_DEFECTIVE_CREDENTIAL   KRB_AP_ERR_MODIFIED (41)
+//	replay cache full                             GSS_S_UNAVAILABLE            KRB_ERR_GENERIC (60)
+//	local failure (random source, encoding)       GSS_S_FAILURE                KRB_ERR_GENERIC (60)
+//
+// An AP-REQ without the GSS checksum (MS-KILE tolerates it; so does MIT,
+// with all flags cleared) or with an ordinary checksum over empty data
+// (Samba's old style, which MIT also accepts) is refused: every client this
+// service targets sends 0x8003, and a checksum-less request would silently
+// skip the flags and the channel-binding check.
+type Acceptor struct {
+	// Immutable after NewAcceptor.
+	principals []*servicePrincipal // keytab principals that Services allows
+	allPrincs  []*servicePrincipal // every keytab principal, for error messages
+	skew       time.Duration
+	rc         *ReplayCache
+	haveCB     bool
+	cbHash     [gssChecksumBndLen]byte
+	allowDeleg bool
+	now        func() time.Time
+	rand       io.Reader
+}
+
+// servicePrincipal is one principal of the keytab with its keys.
+type servicePrincipal struct {
+	name  []string
+	realm string
+	keys  []*serviceKey
+}
+
+// serviceKey is one keytab key. usage caches the derived ticket key (key
+// usage 2): deriving it is most of the cost of decrypting a ticket, and
+// it is the same for every handshake.
+type serviceKey struct {
+	kvno  uint32
+	etype int32
+	ts    time.Time
+	usage *krb5crypto.Usage // nil for enctypes other than AES
+}
+
+// servicePattern is a parsed AcceptorConfig.Services entry.
+type servicePattern struct {
+	name  []string
+	realm string // "" = any realm
+}
+
+// NewAcceptor checks cfg and prepares the keys. It fails if the keytab
+// holds no AES key for any allowed principal, or if a listed service has no
+// AES key at all, so that a configuration mistake shows at start (or
+// reload) rather than as refused clients.
+func NewAcceptor(cfg AcceptorConfig) (*Acceptor, error) {
+	if cfg.Keytab == nil {
+		return nil, errors.New("gss: acceptor needs a keytab")
+	}
+	if cfg.ClockSkew < 0 {
+		return nil, fmt.Errorf("gss: negative clock skew %v", cfg.ClockSkew)
+	}
+	a := &Acceptor{
+		skew:       cfg.ClockSkew,
+		rc:         cfg.ReplayCache,
+		allowDeleg: cfg.AllowDelegation,
+		now:        cfg.Now,
+		rand:       cfg.Rand,
+	}
+	if a.skew == 0 {
+		a.skew = DefaultClockSkew
+	}
+	if a.rc == nil {
+		a.rc = NewReplayCache(0)
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.rand == nil {
+		a.rand = rand.Reader
+	}
+	if cfg.ChannelBindings != nil {
+		a.haveCB = true
+		a.cbHash = channelBindingsHash(cfg.ChannelBindings)
+	}
+
+	patterns := make([]servicePattern, 0, len(cfg.Services))
+	for _, s := range cfg.Services {
+		p, err := parseServicePattern(s)
+		if err != nil {
+			return nil, err
+		}
+		patterns = append(patterns, p)
+	}
+
+	if err := a.loadKeytab(cfg.Keytab); err != nil {
+		return nil, err
+	}
+	for _, sp := range a.allPrincs {
+		if len(patterns) == 0 || slices.ContainsFunc(patterns, func(p servicePattern) bool { return p.matches(sp) }) {
+			a.principals = append(a.principals, sp)
+		}
+	}
+	for _, p := range patterns {
+		if !slices.ContainsFunc(a.principals, func(sp *servicePrincipal) bool { return p.matches(sp) && sp.hasAES() }) {
+			return nil, fmt.Errorf("gss: service %q has no AES key in the keytab", p.String())
+		}
+	}
+	if !slices.ContainsFunc(a.principals, (*servicePrincipal).hasAES) {
+		return nil, errors.New("gss: keytab holds no AES key (enctype 17, 18, 19 or 20)")
+	}
+	return a, nil
+}
+
+// loadKeytab indexes the keytab by principal and derives the ticket key of
+// every AES entry. For duplicate (principal, kvno, etype) entries the most
+// recent timestamp wins, as in gokrb5 and MIT.
+func (a *Acceptor) loadKeytab(kt *keytab.Keytab) error {
+	for _, e := range kt.Entries {
+		var sp *servicePrincipal
+		for _, p := range a.allPrincs {
+			if p.realm == e.Principal.Realm && slices.Equal(p.name, e.Principal.Components) {
+				sp = p
+				break
+			}
+		}
+		if sp == nil {
+			sp = &servicePrincipal{name: slices.Clone(e.Principal.Components), realm: e.Principal.Realm}
+			a.allPrincs = append(a.allPrincs, sp)
+		}
+		k := &serviceKey{kvno: e.KVNO, etype: e.Key.KeyType, ts: e.Timestamp}
+		if krb5crypto.Supported(k.etype) {
+			u, err := krb5crypto.DeriveUsage(k.etype, e.Key.KeyValue, keyusage.KDC_REP_TICKET)
+			if err != nil {
+				return fmt.Errorf("gss: keytab key for %s kvno %d etype %d: %w",
+					principalString(sp.name, sp.realm), k.kvno, k.etype, err)
+			}
+			k.usage = u
+		}
+		if i := slices.IndexFunc(sp.keys, func(o *serviceKey) bool { return o.kvno == k.kvno && o.etype == k.etype }); i >= 0 {
+			if !k.ts.After(sp.keys[i].ts) {
+				continue
+			}
+			sp.keys[i] = k
+			continue
+		}
+		sp.keys = append(sp.keys, k)
+	}
+	return nil
+}
+
+// parseServicePattern parses "a/b@REALM" or "a/b".
+func parseServicePattern(s string) (servicePattern, error) {
+	var p servicePattern
+	name := s
+	if i := strings.LastIndexByte(s, '@'); i >= 0 {
+		name, p.realm = s[:i], s[i+1:]
+		if p.realm == "" {
+			return p, fmt.Errorf("gss: service %q has an empty realm", s)
+		}
+	}
+	if name == "" {
+		return p, fmt.Errorf("gss: service %q has an empty name", s)
+	}
+	p.name = strings.Split(name, "/")
+	if slices.Contains(p.name, "") {
+		return p, fmt.Errorf("gss: service %q has an empty name component", s)
+	}
+	return p, nil
+}
+
+func (p servicePattern) matches(sp *servicePrincipal) bool {
+	return (p.realm == "" || p.realm == sp.realm) && slices.Equal(p.name, sp.name)
+}
+
+func (p servicePattern) String() string {
+	if p.realm == "" {
+		return strings.Join(p.name, "/")
+	}
+	return strings.Join(p.name, "/") + "@" + p.realm
+}
+
+func (sp *servicePrincipal) hasAES() bool {
+	return slices.ContainsFunc(sp.keys, func(k *serviceKey) bool { return k.usage != nil })
+}
+
+// describeKeys lists a principal's keys for error messages, e.g.
+// "kvno 2 etype 17,18; kvno 3 etype 18". It names enctypes and versions,
+// never key bytes.
+func (sp *servicePrincipal) describeKeys() string {
+	ks := slices.Clone(sp.keys)
+	slices.SortFunc(ks, func(x, y *serviceKey) int {
+		if x.kvno != y.kvno {
+			return int(int64(x.kvno) - int64(y.kvno))
+		}
+		return int(x.etype - y.etype)
+	})
+	var b strings.Builder
+	for i, k := range ks {
+		if i == 0 || ks[i-1].kvno != k.kvno {
+			if i > 0 {
+				b.WriteString("; ")
+			}
+			fmt.Fprintf(&b, "kvno %d etype %d", k.kvno, k.etype)
+		} else {
+			fmt.Fprintf(&b, ",%d", k.etype)
+		}
+	}
+	return b.String()
+}
+
+// Accept processes the initiator's first context token (an RFC 4121 §4.1
+// AP-REQ token) and, on success, returns the established context and the
+// token to send back: the AP-REP token when the initiator asked for mutual
+// authentication, else nil.
+//
+// On failure ctx is nil and err is a *Error (see the table on Acceptor).
+// out is then a KRB-ERROR token when the initiator is waiting for a reply
+// (its AP-REQ could be decoded and asked for mutual authentication, as MIT
+// decides), else nil; the caller sends out, if any, then closes.
+func (a *Acceptor) Accept(token []byte) (ctx *Context, out []byte, err error) {
+	hs := acceptState{a: a, now: a.now()}
+	defer func() {
+		// Last line of defence: the decoders are guarded individually, so
+		// a panic here is a bug, but it must not take the listener down.
+		if r := recover(); r != nil {
+			hs.zero()
+			ctx, out = nil, nil
+			err = krbError(StatusDefectiveToken, errorcode.KRB_ERR_GENERIC, "internal error processing the AP-REQ",
+				fmt.Errorf("%w: %v", errDecodePanic, r))
+		}
+	}()
+	ctx, err = hs.run(token)
+	if err != nil {
+		hs.zero()
+		return nil, hs.errorToken(err), err
+	}
+	return ctx, hs.reply, nil
+}
+
+// acceptState is the state of one Accept call, discarded when it returns.
+// The steps of run fill it in order.
+type acceptState struct {
+	a   *Acceptor
+	now time.Time
+
+	mech    []byte         // OID the initiator used
+	req     messages.APReq // decoded AP-REQ
+	decoded bool           // req holds a decoded AP-REQ
+	mutual  bool           // the initiator expects a reply token
+
+	sp  *servicePrincipal
+	key *serviceKey
+	tkt messages.EncTicketPart
+	ath types.Authenticator
+
+	sessionKey Key // owned; moves into the Context
+	subkey     Key // initiator subkey, owned; zero if none
+	accSubkey  Key // acceptor subkey, owned; zero without mutual
+
+	flags     Flags
+	delegated []byte // clear KRB-CRED when kept
+	sendSeq   uint32
+	reply     []byte
+}
+
+// run performs the checks of RFC 4120 §3.2.3 and RFC 4121 §4.1 in order.
+func (hs *acceptState) run(token []byte) (*Context, error) {
+	if err := hs.decodeToken(token); err != nil {
+		return nil, err
+	}
+	if err := hs.selectKey(); err != nil {
+		return nil, err
+	}
+	if err := hs.decryptTicket(); err != nil {
+		return nil, err
+	}
+	if err := hs.checkTicket(); err != nil {
+		return nil, err
+	}
+	if err := hs.decryptAuthenticator(); err != nil {
+		return nil, err
+	}
+	if err := hs.checkAuthenticator(); err != nil {
+		return nil, err
+	}
+	if err := hs.processChecksum(); err != nil {
+		return nil, err
+	}
+	if err := hs.checkReplay(); err != nil {
+		return nil, err
+	}
+	if hs.mutual {
+		if err := hs.makeReply(); err != nil {
+			return nil, err
+		}
+	}
+	return hs.buildContext()
+}
+
+// decodeToken parses the framing and the AP-REQ.
+func (hs *acceptState) decodeToken(token []byte) error {
+	mech, tokID, body, err := parseInitialToken(token)
+	if err != nil {
+		var ge *Error
+		if errors.As(err, &ge) && ge.KRBCode == 0 {
+			ge.KRBCode = errorcode.KRB_ERR_GENERIC
+		}
+		return err
+	}
+	hs.mech = mech
+	if tokID != tokIDAPReq {
+		return krbError(StatusDefectiveToken, errorcode.KRB_AP_ERR_MSG_TYPE,
+			fmt.Sprintf("context token has TOK_ID %04x, want %04x (AP-REQ)", tokID, tokIDAPReq), nil)
+	}
+	// An AP-REQ is APPLICATION 14 (0x6e); checking the tag first keeps
+	// the decoder from trying to make sense of some other message.
+	if len(body) == 0 || body[0] != 0x6e {
+		return krbError(StatusDefectiveToken, errorcode.KRB_AP_ERR_MSG_TYPE, "context token does not hold an AP-REQ", nil)
+	}
+	if !decodeAPReq(body, &hs.req) {
+		return krbError(StatusDefectiveToken, errorcode.KRB_ERR_GENERIC, "malformed AP-REQ (not a DER RFC 4120 §5.5.1 AP-REQ)", nil)
+	}
+	if hs.req.PVNO != iana.PVNO || hs.req.Ticket.TktVNO != iana.PVNO {
+		return krbError(StatusDefectiveToken, errorcode.KRB_AP_ERR_BADVERSION,
+			fmt.Sprintf("AP-REQ has pvno %d, ticket tkt-vno %d; want %d", hs.req.PVNO, hs.req.Ticket.TktVNO, iana.PVNO), nil)
+	}
+	if hs.req.MsgType != msgtype.KRB_AP_REQ {
+		return krbError(StatusDefectiveToken, errorcode.KRB_AP_ERR_MSG_TYPE,
+			fmt.Sprintf("AP-REQ has msg-type %d, want %d", hs.req.MsgType, msgtype.KRB_AP_REQ), nil)
+	}
+	hs.decoded = true
+	// BitString.At is bounds-checked (types.IsFlagSet is not): a short
+	// ap-options field reads as "no options".
+	hs.mutual = hs.req.APOptions.At(flags.APOptionMutualRequired) == 1
+	if hs.req.APOptions.At(flags.APOptionUseSessionKey) == 1 {
+		return krbError(StatusUnavailable, errorcode.KDC_ERR_BADOPTION,
+			"AP-REQ asks for user-to-user authentication (use-session-key), which this acceptor does not support", nil)
+	}
+	return nil
+}
+
+// selectKey applies the service policy and finds the ticket's key.
+func (hs *acceptState) selectKey() error {
+	t := &hs.req.Ticket
+	sname := principalString(t.SName.NameString, t.Realm)
+	for _, sp := range hs.a.principals {
+		if sp.realm == t.Realm && slices.Equal(sp.name, t.SName.NameString) {
+			hs.sp = sp
+			break
+		}
+	}
+	if hs.sp == nil {
+		if slices.ContainsFunc(hs.a.allPrincs, func(sp *servicePrincipal) bool {
+			return sp.realm == t.Realm && slices.Equal(sp.name, t.SName.NameString)
+		}) {
+			return krbError(StatusUnauthorized, errorcode.KRB_AP_ERR_NOT_US,
+				fmt.Sprintf("ticket is for %s, which is not an allowed service", sname), nil)
+		}
+		return krbError(StatusNoCred, errorcode.KRB_AP_ERR_NOKEY,
+			fmt.Sprintf("ticket is for %s, which has no key in the keytab", sname), nil)
+	}
+	etype := t.EncPart.EType
+	kvno := uint32(t.EncPart.KVNO)
+	if !krb5crypto.Supported(etype) {
+		return krbError(StatusUnavailable, errorcode.KDC_ERR_ETYPE_NOSUPP,
+			fmt.Sprintf("ticket for %s is encrypted with etype %d; only AES enctypes 17, 18, 19 and 20 are accepted", sname, etype), nil)
+	}
+	var best *serviceKey
+	kvnoSeen := false
+	for _, k := range hs.sp.keys {
+		// RFC 4120 §5.3: the kvno is optional; without one, use the
+		// newest key version as MIT does.
+		match := t.EncPart.KVNO == 0 || k.kvno == kvno || (k.kvno < 256 && k.kvno == kvno&0xff)
+		if !match {
+			continue
+		}
+		kvnoSeen = true
+		if k.etype == etype && (best == nil || k.kvno > best.kvno) {
+			best = k
+		}
+	}
+	if best == nil || best.usage == nil {
+		code, major := errorcode.KRB_AP_ERR_NOKEY, StatusNoCred
+		if !kvnoSeen {
+			code = errorcode.KRB_AP_ERR_BADKEYVER
+		}
+		return krbError(major, code, fmt.Sprintf("no key for %s kvno %d etype %d in keytab (have %s)",
+			sname, t.EncPart.KVNO, etype, hs.sp.describeKeys()), nil)
+	}
+	hs.key = best
+	return nil
+}
+
+// decryptTicket decrypts the ticket's enc-part with the service key (key
+// usage 2) and decodes it.
+func (hs *acceptState) decryptTicket() error {
+	t := &hs.req.Ticket
+	plain, err := hs.key.usage.Decrypt(nil, t.EncPart.Cipher)
+	if err != nil {
+		return krbError(StatusDefectiveCredential, errorcode.KRB_AP_ERR_MODIFIED,
+			fmt.Sprintf("ticket for %s does not decrypt with keytab kvno %d etype %d (wrong key or tampered ticket)",
+				principalString(t.SName.NameString, t.Realm), hs.key.kvno, hs.key.etype), err)
+	}
+	defer clear(plain) // holds the session key
+	// An EncTicketPart is APPLICATION 3 (0x63).
+	if len(plain) == 0 || plain[0] != 0x63 {
+		return krbError(StatusDefectiveCredential, errorcode.KRB_ERR_GENERIC, "decrypted ticket is not an EncTicketPart", nil)
+	}
+	if !decodeEncTicketPart(plain, &hs.tkt) {
+		clear(hs.tkt.Key.KeyValue)
+		return krbError(StatusDefectiveCredential, errorcode.KRB_ERR_GENERIC, "malformed EncTicketPart in a ticket that decrypted", nil)
+	}
+	// The decoder copied the key out of plain; take ownership of that copy.
+	hs.sessionKey = Key{Etype: hs.tkt.Key.KeyType, Value: hs.tkt.Key.KeyValue}
+	return nil
+}
+
+// checkTicket checks the ticket's times, flags and session key.
+func (hs *acceptState) checkTicket() error {
+	e := &hs.tkt
+	skew := hs.a.skew
+	start := e.StartTime
+	if start.IsZero() {
+		start = e.AuthTime // RFC 4120 §5.3: starttime absent means authtime
+	}
+	if e.Flags.At(flags.Invalid) == 1 {
+		return krbError(StatusDefectiveCredential, errorcode.KRB_AP_ERR_TKT_NYV,
+			fmt.Sprintf("ticket of %s is flagged INVALID (postdated, not yet validated)", hs.clientName()), nil)
+	}
+	if start.Sub(hs.now) > skew {
+		return krbError(StatusDefectiveCredential, errorcode.KRB_AP_ERR_TKT_NYV,
+			fmt.Sprintf("ticket of %s is not valid before %s (server time %s, skew %s)",
+				hs.clientName(), fmtTime(start), fmtTime(hs.now), fmtSeconds(skew)), nil)
+	}
+	if hs.now.Sub(e.EndTime) > skew {
+		return krbError(StatusCredentialsExpired, errorcode.KRB_AP_ERR_TKT_EXPIRED,
+			fmt.Sprintf("ticket of %s expired at %s (server time %s, skew %s)",
+				hs.clientName(), fmtTime(e.EndTime), fmtTime(hs.now), fmtSeconds(skew)), nil)
+	}
+	return checkKeyPolicy("ticket session key", e.Key)
+}
+
+// decryptAuthenticator decrypts the authenticator with the session key
+// (key usage 11) and decodes it.
+func (hs *acceptState) decryptAuthenticator() error {
+	ea := &hs.req.EncryptedAuthenticator
+	if ea.EType != hs.sessionKey.Etype {
+		return krbError(StatusBadSig, errorcode.KRB_AP_ERR_BAD_INTEGRITY,
+			fmt.Sprintf("authenticator of %s is encrypted with etype %d, the session key is etype %d",
+				hs.clientName(), ea.EType, hs.sessionKey.Etype), nil)
+	}
+	u, err := krb5crypto.DeriveUsage(hs.sessionKey.Etype, hs.sessionKey.Value, keyusage.AP_REQ_AUTHENTICATOR)
+	if err != nil {
+		return krbError(StatusFailure, errorcode.KRB_ERR_GENERIC, "deriving the authenticator key", err)
+	}
+	defer u.Zero()
+	plain, err := u.Decrypt(nil, ea.Cipher)
+	if err != nil {
+		return krbError(StatusBadSig, errorcode.KRB_AP_ERR_BAD_INTEGRITY,
+			fmt.Sprintf("authenticator of %s does not decrypt with the ticket session key (tampered)", hs.clientName()), err)
+	}
+	defer clear(plain) // holds the subkey
+	// An Authenticator is APPLICATION 2 (0x62).
+	if len(plain) == 0 || plain[0] != 0x62 {
+		return krbError(StatusDefectiveToken, errorcode.KRB_ERR_GENERIC, "decrypted authenticator is not an Authenticator", nil)
+	}
+	if !decodeAuthenticator(plain, &hs.ath) {
+		clear(hs.ath.SubKey.KeyValue)
+		return krbError(StatusDefectiveToken, errorcode.KRB_ERR_GENERIC, "malformed Authenticator", nil)
+	}
+	if sk := hs.ath.SubKey; len(sk.KeyValue) > 0 || sk.KeyType != 0 {
+		hs.subkey = Key{Etype: sk.KeyType, Value: sk.KeyValue}
+	}
+	return nil
+}
+
+// checkAuthenticator checks the authenticator against the ticket and the
+// clock (RFC 4120 §3.2.3).
+func (hs *acceptState) checkAuthenticator() error {
+	a := &hs.ath
+	if a.AVNO != iana.PVNO {
+		return krbError(StatusDefectiveToken, errorcode.KRB_AP_ERR_BADVERSION,
+			fmt.Sprintf("authenticator-vno is %d, want %d", a.AVNO, iana.PVNO), nil)
+	}
+	// gokrb5 compares only the name strings; the realm matters as much
+	// (a ticket for alice@A must not be presented as alice@B).
+	if a.CRealm != hs.tkt.CRealm || !slices.Equal(a.CName.NameString, hs.tkt.CName.NameString) {
+		return krbError(StatusDefectiveCredential, errorcode.KRB_AP_ERR_BADMATCH,
+			fmt.Sprintf("authenticator names %s but the ticket was issued to %s",
+				principalString(a.CName.NameString, a.CRealm), hs.clientName()), nil)
+	}
+	if a.Cusec < 0 || a.Cusec > 999999 {
+		return krbError(StatusDefectiveToken, errorcode.KRB_ERR_GENERIC,
+			fmt.Sprintf("authenticator cusec %d is out of range", a.Cusec), nil)
+	}
+	ct := hs.ctime()
+	if d := hs.now.Sub(ct); d > hs.a.skew || -d > hs.a.skew {
+		return krbError(StatusContextExpired, errorcode.KRB_AP_ERR_SKEW,
+			fmt.Sprintf("clock skew %s exceeds %s (authenticator time %s, server time %s)",
+				fmtSeconds(d.Abs()), fmtSeconds(hs.a.skew), fmtTime(ct), fmtTime(hs.now)), nil)
+	}
+	if !hs.subkey.IsZero() || hs.subkey.Etype != 0 {
+		if err := checkKeyPolicy("authenticator subkey", a.SubKey); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// processChecksum interprets the 0x8003 checksum: flags, channel
+// bindings, delegation.
+func (hs *acceptState) processChecksum() error {
+	ck := hs.ath.Cksum
+	if ck.CksumType != cksumTypeGSS {
+		what := "no checksum"
+		if ck.CksumType != 0 || len(ck.Checksum) > 0 {
+			what = "checksum type " + strconv.Itoa(int(ck.CksumType))
+		}
+		return krbError(StatusDefectiveToken, errorcode.KRB_AP_ERR_INAPP_CKSUM,
+			fmt.Sprintf("authenticator of %s carries %s, not the GSS-API checksum 0x8003 (RFC 4121 §4.1.1)", hs.clientName(), what), nil)
+	}
+	c, err := parseAuthChecksum(ck.Checksum)
+	if err != nil {
+		return err
+	}
+	accepted := c.flags & initiatorFlagsMask
+	// The checksum is authenticated now: its MUTUAL flag counts as much
+	// as the ap-option does.
+	if accepted&FlagMutual != 0 {
+		hs.mutual = true
+	}
+	if accepted&FlagDCEStyle != 0 {
+		return krbError(StatusUnavailable, errorcode.KDC_ERR_BADOPTION,
+			"initiator asked for DCE-style establishment, which this acceptor does not support", nil)
+	}
+	if hs.a.haveCB {
+		if subtle.ConstantTimeCompare(c.bindings[:], hs.a.cbHash[:]) != 1 {
+			msg := "channel bindings do not match this channel"
+			var zero [gssChecksumBndLen]byte
+			if c.bindings == zero {
+				msg = "initiator sent no channel bindings, and this acceptor requires them"
+			}
+			return krbError(StatusBadBindings, errorcode.KRB_ERR_GENERIC, msg+" ("+hs.clientName()+")", nil)
+		}
+		accepted |= FlagChannelBound
+	}
+	if c.deleg != nil {
+		cred, err := hs.readDelegation(c.deleg)
+		if err != nil {
+			return err
+		}
+		if hs.a.allowDeleg {
+			hs.delegated = cred
+			accepted |= FlagDeleg
+		} else {
+			clear(cred)
+		}
+	}
+	hs.flags = accepted | FlagConf | FlagInteg | FlagTrans
+	if hs.mutual {
+		hs.flags |= FlagMutual | FlagProtReady
+	}
+	return nil
+}
+
+// krbCredDER is KRB-CRED (RFC 4120 §5.8.1) with the tickets kept as raw
+// DER, so that a credential can be re-encoded without re-encoding them.
+type krbCredDER struct {
+	PVNO    int                 `asn1:"explicit,tag:0"`
+	MsgType int                 `asn1:"explicit,tag:1"`
+	Tickets asn1.RawValue       `asn1:"explicit,tag:2"`
+	EncPart types.EncryptedData `asn1:"explicit,tag:3"`
+}
+
+// readDelegation decrypts and checks a delegated KRB-CRED. Like MIT's
+// rd_cred it tries the initiator subkey, then the session key (key usage
+// 14), and accepts an unencrypted enc-part (etype 0; MIT initiators send
+// that, the authenticator being encrypted already). It returns the
+// credential re-encoded with a clear enc-part, so that its holder needs no
+// key of this context to read it.
+func (hs *acceptState) readDelegation(b []byte) ([]byte, error) {
+	var full messages.KRBCred
+	if err := guardedUnmarshal("delegated KRB-CRED", func() error { return full.Unmarshal(b) }); err != nil {
+		return nil, err
+	}
+	var raw krbCredDER
+	if err := guardedUnmarshal("delegated KRB-CRED", func() error {
+		_, err := asn1.UnmarshalWithParams(b, &raw, fmt.Sprintf("application,explicit,tag:%d", asnAppTag.KRBCred))
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	var plain []byte
+	if raw.EncPart.EType == 0 {
+		plain = slices.Clone(raw.EncPart.Cipher)
+	} else {
+		for _, k := range []Key{hs.subkey, hs.sessionKey} {
+			if k.IsZero() || k.Etype != raw.EncPart.EType {
+				continue
+			}
+			u, err := krb5crypto.DeriveUsage(k.Etype, k.Value, keyusage.KRB_CRED_ENCPART)
+			if err != nil {
+				continue
+			}
+			plain, err = u.Decrypt(nil, raw.EncPart.Cipher)
+			u.Zero()
+			if err == nil {
+				break
+			}
+		}
+		if plain == nil {
+			return nil, krbError(StatusDefectiveCredential, errorcode.KRB_AP_ERR_MODIFIED,
+				fmt.Sprintf("delegated credential from %s (etype %d) does not decrypt with the subkey or the session key",
+					hs.clientName(), raw.EncPart.EType), nil)
+		}
+	}
+	var part messages.EncKrbCredPart
+	err := guardedUnmarshal("delegated EncKrbCredPart", func() error { return part.Unmarshal(plain) })
+	for _, ci := range part.TicketInfo {
+		clear(ci.Key.KeyValue)
+	}
+	if err == nil && (len(part.TicketInfo) == 0 || len(part.TicketInfo) != len(full.Tickets)) {
+		err = krbError(StatusDefectiveToken, errorcode.KRB_ERR_GENERIC,
+			fmt.Sprintf("delegated credential has %d tickets and %d ticket infos", len(full.Tickets), len(part.TicketInfo)), nil)
+	}
+	if err != nil || !hs.a.allowDeleg {
+		clear(plain)
+		return nil, err
+	}
+	out, merr := asn1.Marshal(krbCredDER{
+		PVNO:    iana.PVNO,
+		MsgType: msgtype.KRB_CRED,
+		// gofork decodes an explicitly tagged RawValue as the [2] element
+		// itself and writes FullBytes verbatim, tag included.
+		Tickets: asn1.RawValue{FullBytes: raw.Tickets.FullBytes},
+		EncPart: types.EncryptedData{EType: 0, Cipher: plain},
+	})
+	clear(plain)
+	if merr != nil {
+		return nil, krbError(StatusFailure, errorcode.KRB_ERR_GENERIC, "re-encoding the delegated credential", merr)
+	}
+	der := asn1tools.AddASNAppTag(out, asnAppTag.KRBCred)
+	clear(out)
+	return der, nil
+}
+
+// checkReplay records the authenticator, refusing one already seen. It
+// runs after every other check so that a rejected request never occupies
+// the cache.
+func (hs *acceptState) checkReplay() error {
+	t := replayTuple{
+		crealm: hs.ath.CRealm,
+		cname:  hs.ath.CName.NameString,
+		srealm: hs.sp.realm,
+		sname:  hs.sp.name,
+		ctime:  hs.ath.CTime,
+		cusec:  hs.ath.Cusec,
+	}
+	// The entry is needed while the authenticator could pass the skew
+	// check, i.e. until ctime + skew.
+	return hs.a.rc.checkAndInsert(&t, hs.ctime().Add(hs.a.skew), hs.now)
+}
+
+// makeReply builds the AP-REP token (RFC 4121 §4.1, RFC 4120 §3.2.4): a
+// fresh acceptor subkey of the initiator subkey's enctype (RFC 4121 §2:
+// once asserted, it protects every later token), a random non-zero 30-bit
+// sequence number (MIT's gen_seqnum mask; older peers treat the field as
+// signed), and ctime/cusec echoed, encrypted in the session key.
+func (hs *acceptState) makeReply() error {
+	etype := hs.sessionKey.Etype
+	if !hs.subkey.IsZero() {
+		etype = hs.subkey.Etype
+	}
+	kb, err := krb5crypto.RandomKey(etype, hs.a.rand)
+	if err != nil {
+		return krbError(StatusFailure, errorcode.KRB_ERR_GENERIC, "generating the acceptor subkey", err)
+	}
+	hs.accSubkey = Key{Etype: etype, Value: kb}
+	if hs.sendSeq, err = randomSeq(hs.a.rand); err != nil {
+		return krbError(StatusFailure, errorcode.KRB_ERR_GENERIC, "generating the acceptor sequence number", err)
+	}
+	rep, err := marshalAPRep(hs.sessionKey, &apRepPart{
+		ctime:  hs.ath.CTime,
+		cusec:  hs.ath.Cusec,
+		subkey: hs.accSubkey,
+		seq:    hs.sendSeq,
+	}, hs.a.rand)
+	if err != nil {
+		return err
+	}
+	hs.reply = appendInitialToken(make([]byte, 0, len(rep)+32), hs.mech, tokIDAPRep, rep)
+	return nil
+}
+
+// buildContext hands the keys to a new Context.
+func (hs *acceptState) buildContext() (*Context, error) {
+	recvSeq := uint64(uint32(hs.ath.SeqNumber)) // UInt32 on the wire; see parseAPRep
+	sendSeq := recvSeq                          // no mutual: MIT starts both directions at the initiator's number
+	if hs.mutual {
+		sendSeq = uint64(hs.sendSeq)
+	}
+	subkey := hs.subkey
+	if subkey.IsZero() {
+		subkey = hs.sessionKey.Clone()
+	}
+	p := contextParams{
+		initiator:  false,
+		flags:      hs.flags,
+		mech:       hs.mech,
+		initName:   hs.clientName(),
+		acceptName: principalString(hs.sp.name, hs.sp.realm),
+		// MIT reports the ticket end time plus the skew as the context
+		// lifetime (krb5 PR #344): the ticket is honoured that long.
+		expiry:         hs.tkt.EndTime.Add(hs.a.skew),
+		sessionKey:     hs.sessionKey,
+		subkey:         subkey,
+		acceptorSubkey: hs.accSubkey,
+		delegated:      hs.delegated,
+		sendSeq:        sendSeq,
+		recvSeq:        recvSeq,
+	}
+	// Ownership has moved to p; newContext zeroes it on failure.
+	hs.sessionKey, hs.subkey, hs.accSubkey, hs.delegated = Key{}, Key{}, Key{}, nil
+	ctx, err := newContext(p)
+	if err != nil {
+		var ge *Error
+		if errors.As(err, &ge) && ge.KRBCode == 0 {
+			ge.KRBCode = errorcode.KRB_ERR_GENERIC
+		}
+		return nil, err
+	}
+	return ctx, nil
+}
+
+// errorToken returns the KRB-ERROR token for err when the initiator waits
+// for one, else nil.
+func (hs *acceptState) errorToken(err error) []byte {
+	if !hs.decoded || !hs.mutual {
+		return nil
+	}
+	code := KRBCodeOf(err)
+	if code <= 0 || code > 127 { // MIT: anything outside the krb5 table is KRB_ERR_GENERIC
+		code = errorcode.KRB_ERR_GENERIC
+	}
+	t := &hs.req.Ticket
+	tok, e := marshalKRBErrorToken(hs.mech, code, t.SName, t.Realm, hs.a.now())
+	if e != nil {
+		return nil
+	}
+	return tok
+}
+
+// zero wipes every key the state still owns.
+func (hs *acceptState) zero() {
+	hs.sessionKey.Zero()
+	hs.subkey.Zero()
+	hs.accSubkey.Zero()
+	clear(hs.tkt.Key.KeyValue)
+	clear(hs.ath.SubKey.KeyValue)
+	clear(hs.delegated)
+	hs.delegated = nil
+}
+
+// ctime is the authenticator's time with its microseconds.
+func (hs *acceptState) ctime() time.Time {
+	return hs.ath.CTime.Add(time.Duration(hs.ath.Cusec) * time.Microsecond)
+}
+
+// clientName is the ticket's client, "alice@REALM".
+func (hs *acceptState) clientName() string {
+	return principalString(hs.tkt.CName.NameString, hs.tkt.CRealm)
+}
+
+// randomSeq returns a random sequence number in [1, 2^30).
+func randomSeq(r io.Reader) (uint32, error) {
+	var b [4]byte
+	for {
+		if _, err := io.ReadFull(r, b[:]); err != nil {
+			return 0, err
+		}
+		if s := binary.BigEndian.Uint32(b[:]) & 0x3fffffff; s != 0 {
+			return s, nil
+		}
+	}
+}
+
+// principalString renders a principal the way MIT's krb5_unparse_name
+// does: components joined by "/", then "@" and the realm, with "/", "@"
+// and "\" escaped by a backslash inside components (and "@", "\" inside
+// the realm), and NUL, newline, tab and backspace written as \0 \n \t \b.
+func principalString(name []string, realm string) string {
+	var b strings.Builder
+	for i, c := range name {
+		if i > 0 {
+			b.WriteByte('/')
+		}
+		writeEscaped(&b, c, true)
+	}
+	b.WriteByte('@')
+	writeEscaped(&b, realm, false)
+	return b.String()
+}
+
+func writeEscaped(b *strings.Builder, s string, component bool) {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\\', '@':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case '/':
+			if component {
+				b.WriteByte('\\')
+			}
+			b.WriteByte(c)
+		case 0:
+			b.WriteString(`\0`)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\t':
+			b.WriteString(`\t`)
+		case '\b':
+			b.WriteString(`\b`)
+		default:
+			b.WriteByte(c)
+		}
+	}
+}
+
+// fmtTime formats a time for messages: UTC, RFC 3339 with microseconds
+// when there are any.
+func fmtTime(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.999999Z07:00")
+}
+
+// fmtSeconds formats a duration in whole seconds, "412s".
+func fmtSeconds(d time.Duration) string {
+	return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+}

@@ -1,0 +1,202 @@
+package gss
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jcmturner/gokrb5/v8/iana/errorcode"
+)
+
+func tuple(cname string, sec int) *replayTuple {
+	return &replayTuple{
+		crealm: testRealm, cname: []string{cname},
+		srealm: testRealm, sname: []string{"host", "server.example.com"},
+		ctime: testNow.Truncate(time.Second).Add(time.Duration(sec) * time.Second), cusec: 42,
+	}
+}
+
+// TestReplayCacheKey: every field of the tuple is part of the key, and
+// length prefixes keep ("ab","c") apart from ("a","bc").
+func TestReplayCacheKey(t *testing.T) {
+	base := tuple("alice", 0)
+	variants := []struct {
+		name string
+		mod  func(*replayTuple)
+	}{
+		{"crealm", func(r *replayTuple) { r.crealm = "OTHER.ORG" }},
+		{"cname", func(r *replayTuple) { r.cname = []string{"bob"} }},
+		{"cname components", func(r *replayTuple) { r.cname = []string{"ali", "ce"} }},
+		{"srealm", func(r *replayTuple) { r.srealm = "OTHER.ORG" }},
+		{"sname", func(r *replayTuple) { r.sname = []string{"host", "other.example.com"} }},
+		{"sname split", func(r *replayTuple) { r.sname = []string{"hostserver.example.com"} }},
+		{"ctime", func(r *replayTuple) { r.ctime = r.ctime.Add(time.Second) }},
+		{"cusec", func(r *replayTuple) { r.cusec++ }},
+		{"realm into name", func(r *replayTuple) { r.crealm = testRealm + "a"; r.cname = []string{"lice"} }},
+	}
+	for _, v := range variants {
+		t.Run(v.name, func(t *testing.T) {
+			o := *base
+			o.cname = append([]string(nil), base.cname...)
+			o.sname = append([]string(nil), base.sname...)
+			v.mod(&o)
+			if o.key() == base.key() {
+				t.Error("different tuples share a key")
+			}
+		})
+	}
+	c := *base
+	if c.key() != base.key() {
+		t.Error("equal tuples have different keys")
+	}
+}
+
+// TestReplayCacheExpiry: an entry blocks its tuple until its expiry, and
+// expired entries are swept by later insertions.
+func TestReplayCacheExpiry(t *testing.T) {
+	rc := NewReplayCache(0)
+	skew := 5 * time.Minute
+	tu := tuple("alice", 0)
+	exp := tu.ctime.Add(skew)
+	if err := rc.checkAndInsert(tu, exp, testNow); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		now  time.Time
+		ok   bool
+	}{
+		{"immediately", testNow, false},
+		{"at expiry", exp, false},
+		{"after expiry", exp.Add(time.Microsecond), true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := rc.checkAndInsert(tuple("alice", 0), exp, tc.now)
+			if tc.ok != (err == nil) {
+				t.Fatalf("err %v, want success %v", err, tc.ok)
+			}
+			if err != nil {
+				wantErr(t, err, StatusDuplicateToken, errorcode.KRB_AP_ERR_REPEAT)
+			}
+		})
+	}
+
+	// Sweep: many entries with staggered expiries; inserting later
+	// removes those that expired.
+	rc = NewReplayCache(0)
+	for i := range 100 {
+		tu := tuple(fmt.Sprintf("u%d", i), i)
+		if err := rc.checkAndInsert(tu, tu.ctime.Add(skew), testNow); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rc.Len() != 100 {
+		t.Fatalf("Len %d, want 100", rc.Len())
+	}
+	later := tuple("u0", 0).ctime.Add(skew).Add(49*time.Second + time.Millisecond)
+	if err := rc.checkAndInsert(tuple("late", 1000), later.Add(time.Hour), later); err != nil {
+		t.Fatal(err)
+	}
+	// Entries 0..49 expired (expiry ctime+skew < later), 50..99 live, plus one.
+	if rc.Len() != 51 {
+		t.Errorf("Len after sweep %d, want 51", rc.Len())
+	}
+}
+
+// TestReplayCacheBound: a full cache refuses new entries rather than
+// evicting live ones, and accepts again once entries expire.
+func TestReplayCacheBound(t *testing.T) {
+	rc := NewReplayCache(3)
+	exp := testNow.Add(time.Minute)
+	for i := range 3 {
+		if err := rc.checkAndInsert(tuple(fmt.Sprintf("u%d", i), 0), exp, testNow); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := rc.checkAndInsert(tuple("u3", 0), exp, testNow)
+	wantErr(t, err, StatusUnavailable, errorcode.KRB_ERR_GENERIC)
+	if rc.Len() != 3 {
+		t.Errorf("Len %d after refusal, want 3", rc.Len())
+	}
+	// Live entries still detect replays while full.
+	wantErr(t, rc.checkAndInsert(tuple("u1", 0), exp, testNow), StatusDuplicateToken, errorcode.KRB_AP_ERR_REPEAT)
+	// After expiry the cache drains and accepts.
+	if err := rc.checkAndInsert(tuple("u3", 0), exp.Add(time.Hour), exp.Add(time.Second)); err != nil {
+		t.Fatalf("after expiry: %v", err)
+	}
+	if rc.Len() != 1 {
+		t.Errorf("Len %d, want 1", rc.Len())
+	}
+}
+
+// TestReplayCacheClockBack: re-inserting an expired key after the clock
+// went back keeps exactly one entry, and the stale heap item does not
+// delete the new one.
+func TestReplayCacheClockBack(t *testing.T) {
+	rc := NewReplayCache(0)
+	tu := tuple("alice", 0)
+	if err := rc.checkAndInsert(tu, testNow.Add(time.Minute), testNow); err != nil {
+		t.Fatal(err)
+	}
+	// Time passes: expired, re-inserted with a later expiry.
+	now2 := testNow.Add(2 * time.Minute)
+	if err := rc.checkAndInsert(tu, now2.Add(time.Hour), now2); err != nil {
+		t.Fatal(err)
+	}
+	if rc.Len() != 1 {
+		t.Fatalf("Len %d, want 1", rc.Len())
+	}
+	if err := rc.checkAndInsert(tu, now2.Add(time.Hour), now2.Add(time.Minute)); err == nil {
+		t.Error("replay accepted after re-insertion")
+	}
+}
+
+// TestReplayCacheConcurrent: of concurrent insertions of one tuple exactly
+// one succeeds; distinct tuples all succeed.
+func TestReplayCacheConcurrent(t *testing.T) {
+	rc := NewReplayCache(0)
+	var ok atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 64 {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if rc.checkAndInsert(tuple("same", 0), testNow.Add(time.Minute), testNow) == nil {
+				ok.Add(1)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			if err := rc.checkAndInsert(tuple(fmt.Sprintf("u%d", i), 0), testNow.Add(time.Minute), testNow); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok.Load() != 1 {
+		t.Errorf("%d insertions of one tuple succeeded, want 1", ok.Load())
+	}
+	if rc.Len() != 65 {
+		t.Errorf("Len %d, want 65", rc.Len())
+	}
+}
+
+// TestReplayCacheSharedAcrossReload: two acceptors (a keytab reload)
+// sharing one cache both refuse a token the other accepted.
+func TestReplayCacheSharedAcrossReload(t *testing.T) {
+	svc := &svcKey{princ: testService, realm: testRealm, kvno: 1, etype: 18}
+	kt := testKeytab(t, svc)
+	rc := NewReplayCache(0)
+	a1 := newTestAcceptor(t, kt, func(c *AcceptorConfig) { c.ReplayCache = rc })
+	a2 := newTestAcceptor(t, kt, func(c *AcceptorConfig) { c.ReplayCache = rc })
+	tkt, sess := makeTicket(t, ticketSpec{svc: svc})
+	tok := mustInitialToken(t, newTestInitiator(t, tkt, sess, InitiatorConfig{}))
+	if _, _, err := a1.Accept(tok); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := a2.Accept(tok)
+	wantErr(t, err, StatusDuplicateToken, errorcode.KRB_AP_ERR_REPEAT)
+}
