@@ -6,7 +6,8 @@
 // HANDOFF per established client connection, carrying the sealed context
 // token, the client bytes read ahead, and the connection's descriptor via
 // SCM_RIGHTS; later perhaps DRAIN. The worker answers READY, one ACK per
-// HANDOFF (plus load reports) and finally BYE.
+// HANDOFF, one SESSION_END per finished session (its counters, for the
+// acceptor's metrics, and the new load), and finally BYE.
 //
 // SOCK_SEQPACKET keeps message boundaries and ties each descriptor to
 // exactly one message, so there is no framing layer and no way for bytes
@@ -262,8 +263,8 @@ func (c *Conn) sendWithFD(b []byte, fd int) error {
 	return nil
 }
 
-// Recv receives one message: a *Hello, *Ready, *Handoff, *Ack, *Drain or
-// *Bye. It returns io.EOF when the peer has closed its end (the zero-length
+// Recv receives one message: a *Hello, *Ready, *Handoff, *Ack, *Drain,
+// *Bye or *SessionEnd. It returns io.EOF when the peer has closed its end (the zero-length
 // read of SOCK_SEQPACKET; the protocol never sends empty messages).
 //
 // The checks, and why (DESIGN §6, lessons from descriptor-passing bugs):

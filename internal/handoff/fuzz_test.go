@@ -27,6 +27,8 @@ func FuzzDecode(f *testing.F) {
 	seed(&Ack{ID: 7, Status: 0x90000, Load: 3}, 0)
 	seed(&Drain{}, 1)
 	seed(&Bye{Reason: ByeDrained}, 0)
+	seed(&SessionEnd{ID: 7, Result: SessionOK, Load: 2, DurationUS: 1500, MessagesIn: 4, MessagesOut: 3, BytesIn: 90, BytesOut: 70}, 0)
+	seed(&SessionEnd{ID: 0, Result: SessionFailed}, 0)
 	f.Add([]byte{Version}, uint8(0))
 	f.Add([]byte{0x00, byte(TypeDrain)}, uint8(0))
 	f.Fuzz(func(t *testing.T, data []byte, nfd uint8) {

@@ -38,6 +38,9 @@ const (
 	TypeAck     Type = 4 // worker → parent
 	TypeDrain   Type = 5 // parent → worker
 	TypeBye     Type = 6 // worker → parent, last message
+	// TypeSessionEnd (worker → parent) reports a finished session's
+	// counters and the worker's new load.
+	TypeSessionEnd Type = 7
 )
 
 // String returns the protocol name of the type, e.g. "HANDOFF".
@@ -55,6 +58,8 @@ func (t Type) String() string {
 		return "DRAIN"
 	case TypeBye:
 		return "BYE"
+	case TypeSessionEnd:
+		return "SESSION_END"
 	}
 	return fmt.Sprintf("Type(%d)", uint8(t))
 }
@@ -77,7 +82,8 @@ var (
 	ErrTooLarge = errors.New("handoff: message too large")
 )
 
-// Message is one of *Hello, *Ready, *Handoff, *Ack, *Drain or *Bye.
+// Message is one of *Hello, *Ready, *Handoff, *Ack, *Drain, *Bye or
+// *SessionEnd.
 type Message interface {
 	// Type returns the message type.
 	Type() Type
@@ -247,6 +253,47 @@ func (y *Bye) appendBody(b []byte) ([]byte, error) {
 	return binary.BigEndian.AppendUint32(b, y.Reason), nil
 }
 
+// Results carried by SessionEnd.
+const (
+	SessionOK     uint32 = 0 // the client ended the session cleanly
+	SessionFailed uint32 = 1 // a read, unwrap or write error, an idle timeout or a panic ended it
+)
+
+// SessionEnd is sent by the worker when a session ends: the session's
+// counters, which the acceptor turns into metrics (the worker has no
+// metrics endpoint of its own), and the worker's load after the session,
+// so it also serves as the load report for that moment (like an ACK with
+// ID 0). Counters are totals for the session; bytes count frames on the
+// wire, headers included.
+type SessionEnd struct {
+	ID          uint64 // the session's HANDOFF ID; never 0
+	Result      uint32 // SessionOK or SessionFailed
+	Load        uint32 // sessions the worker is serving now
+	DurationUS  uint64 // from import to close, in microseconds
+	MessagesIn  uint64 // frames received from the client
+	MessagesOut uint64 // frames sent to the client
+	BytesIn     uint64
+	BytesOut    uint64
+}
+
+// Type implements Message.
+func (*SessionEnd) Type() Type { return TypeSessionEnd }
+
+// sessionEndLen is the body length of a SESSION_END.
+const sessionEndLen = 8 + 4 + 4 + 5*8
+
+func (e *SessionEnd) appendBody(b []byte) ([]byte, error) {
+	b = binary.BigEndian.AppendUint64(b, e.ID)
+	b = binary.BigEndian.AppendUint32(b, e.Result)
+	b = binary.BigEndian.AppendUint32(b, e.Load)
+	b = binary.BigEndian.AppendUint64(b, e.DurationUS)
+	b = binary.BigEndian.AppendUint64(b, e.MessagesIn)
+	b = binary.BigEndian.AppendUint64(b, e.MessagesOut)
+	b = binary.BigEndian.AppendUint64(b, e.BytesIn)
+	b = binary.BigEndian.AppendUint64(b, e.BytesOut)
+	return b, nil
+}
+
 // errNilMessage is returned for a nil Message or a typed nil pointer.
 var errNilMessage = errors.New("handoff: nil message")
 
@@ -276,6 +323,8 @@ func isNil(m Message) bool {
 	case *Drain:
 		return m == nil
 	case *Bye:
+		return m == nil
+	case *SessionEnd:
 		return m == nil
 	}
 	return false
@@ -390,6 +439,16 @@ func decode(b []byte, nfd int) (Message, error) {
 		m = &Drain{}
 	case TypeBye:
 		m = &Bye{Reason: d.u32()}
+	case TypeSessionEnd:
+		e := &SessionEnd{ID: d.u64(), Result: d.u32(), Load: d.u32(), DurationUS: d.u64(),
+			MessagesIn: d.u64(), MessagesOut: d.u64(), BytesIn: d.u64(), BytesOut: d.u64()}
+		// Strict: a session always has a HANDOFF ID (the parent never
+		// assigns 0) and one of the defined results; anything else is a
+		// worker bug, not a counter to add up.
+		if !d.bad && len(d.b) == 0 && (e.ID == 0 || e.Result > SessionFailed) {
+			return nil, fmt.Errorf("%w: SESSION_END with ID %d and result %d", ErrMalformed, e.ID, e.Result)
+		}
+		m = e
 	default:
 		return nil, fmt.Errorf("%w: unknown type %d", ErrMalformed, uint8(t))
 	}
