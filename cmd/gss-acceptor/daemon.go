@@ -1,0 +1,598 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"os"
+	"os/signal"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/activation"
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/jcmturner/gokrb5/v8/keytab"
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/gss-acceptor/gss-acceptor/internal/config"
+	"github.com/gss-acceptor/gss-acceptor/internal/gss"
+	"github.com/gss-acceptor/gss-acceptor/internal/handoff"
+	"github.com/gss-acceptor/gss-acceptor/internal/listener"
+	"github.com/gss-acceptor/gss-acceptor/internal/logging"
+	"github.com/gss-acceptor/gss-acceptor/internal/metrics"
+	"github.com/gss-acceptor/gss-acceptor/internal/version"
+)
+
+// workerStartTimeout bounds how long startup waits for the first workers.
+const workerStartTimeout = 15 * time.Second
+
+// daemonState is the running acceptor: config, logger, replay cache, pool
+// and server. Reload swaps the config, acceptor and pool size.
+type daemonState struct {
+	opts *options
+	log  *logging.Logger
+
+	mu     sync.Mutex // guards cfg during reload
+	cfg    *config.Config
+	replay *gss.ReplayCache
+
+	sealKey *gss.SealKey
+	pool    *listener.Pool
+	server  *listener.Server
+	lns     []net.Listener
+
+	metrics    *metrics.Metrics // always collected; served only with metrics_address
+	metricsSrv *metrics.Server  // nil without metrics_address
+}
+
+func loadKeytab(path string) (*keytab.Keytab, error) {
+	if path == "" {
+		return nil, errors.New("no keytab configured (keytab: in the config file, or -keytab)")
+	}
+	kt, err := keytab.Load(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading keytab %s: %w", path, err)
+	}
+	return kt, nil
+}
+
+// workerPath finds the gss-worker executable: as configured, else beside
+// this executable.
+func workerPath(cfg *config.Config) (string, error) {
+	p := cfg.WorkerPath
+	if p == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return "", fmt.Errorf("locating gss-worker: %w", err)
+		}
+		p = filepath.Join(filepath.Dir(exe), "gss-worker")
+	}
+	st, err := os.Stat(p)
+	if err != nil {
+		return "", fmt.Errorf("worker executable: %w", err)
+	}
+	if st.IsDir() || st.Mode()&0o111 == 0 {
+		return "", fmt.Errorf("worker executable %s is not executable", p)
+	}
+	return p, nil
+}
+
+// newAcceptor builds the Kerberos acceptor from the keytab in cfg.
+func (d *daemonState) newAcceptor(cfg *config.Config) (*gss.Acceptor, keytabSummary, error) {
+	kt, err := loadKeytab(cfg.Keytab)
+	if err != nil {
+		return nil, nil, err
+	}
+	warnings, err := checkKeytab(kt, cfg.Services)
+	for _, w := range warnings {
+		d.log.Warn("keytab entry not served", zap.String("entry", w))
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("keytab %s: %w", cfg.Keytab, err)
+	}
+	var cb []byte
+	if cfg.ChannelBindings != "" {
+		cb = []byte(cfg.ChannelBindings)
+	}
+	a, err := gss.NewAcceptor(gss.AcceptorConfig{
+		Keytab:          kt,
+		Services:        cfg.Services,
+		ClockSkew:       cfg.ClockSkew,
+		ReplayCache:     d.replay,
+		ChannelBindings: cb,
+		AllowDelegation: cfg.AllowDelegation,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return a, summarizeKeytab(kt), nil
+}
+
+func newDaemon(cfg *config.Config, o *options) (*daemonState, error) {
+	lg, err := logging.New(logging.Options{Level: cfg.LogLevel, Format: cfg.LogFormat, File: cfg.LogFile})
+	if err != nil {
+		return nil, err
+	}
+	d := &daemonState{opts: o, log: lg, cfg: cfg, replay: gss.NewReplayCache(cfg.ReplayCacheSize)}
+	d.metrics = metrics.New(metrics.Options{Version: version.String(), Snapshot: d.snapshot})
+	return d, nil
+}
+
+// run starts everything, serves until SIGTERM/SIGINT, then drains.
+func (d *daemonState) run() int {
+	log := d.log.Logger
+	defer log.Sync()
+	cfg := d.cfg
+	log.Info("starting", zap.String("version", version.String()), zap.Int("pid", os.Getpid()),
+		zap.Strings("listen", cfg.Listen), zap.String("keytab", cfg.Keytab),
+		zap.Strings("services", cfg.Services), zap.Int("workers", cfg.Workers))
+
+	acc, summary, err := d.newAcceptor(cfg)
+	if err != nil {
+		log.Error("cannot start", zap.Error(err))
+		return exitFailedStart
+	}
+	log.Info("keytab loaded", zap.Any("principals", summary))
+
+	wpath, err := workerPath(cfg)
+	if err != nil {
+		log.Error("cannot start", zap.Error(err))
+		return exitFailedStart
+	}
+	if d.sealKey, err = gss.GenerateSealKey(1); err != nil {
+		log.Error("cannot start", zap.Error(err))
+		return exitFailedStart
+	}
+	cred, err := workerCredential(cfg)
+	if err != nil {
+		log.Error("cannot start", zap.Error(err))
+		return exitFailedStart
+	}
+	if d.lns, err = d.listen(cfg); err != nil {
+		log.Error("cannot start", zap.Error(err))
+		return exitFailedStart
+	}
+
+	d.pool, err = listener.NewPool(listener.PoolConfig{
+		Path:                 wpath,
+		Args:                 []string{"-log-level", cfg.LogLevel, "-log-format", cfg.LogFormat},
+		Env:                  workerEnv(),
+		Workers:              cfg.Workers,
+		MaxSessionsPerWorker: cfg.MaxSessionsPerWorker,
+		RecycleAfterSessions: cfg.WorkerMaxSessions,
+		RecycleAfter:         cfg.WorkerMaxLifetime,
+		SealKey:              d.sealKey,
+		Limits:               helloLimits(cfg),
+		RespawnBackoffMax:    cfg.WorkerRespawnBackoffMax,
+		Credential:           cred,
+		Logger:               log.Named("pool"),
+		OnSessionEnd:         d.observeSession,
+	})
+	if err != nil {
+		log.Error("cannot start", zap.Error(err))
+		return exitFailedStart
+	}
+	startCtx, cancel := context.WithTimeout(context.Background(), workerStartTimeout)
+	err = d.pool.Start(startCtx)
+	cancel()
+	if err != nil {
+		log.Error("cannot start workers", zap.Error(err))
+		d.pool.Shutdown(context.Background())
+		return exitFailedStart
+	}
+
+	d.server, err = listener.NewServer(listener.Config{
+		Acceptor:         acc,
+		SealKey:          d.sealKey,
+		Dispatcher:       d.pool,
+		HandshakeTimeout: cfg.HandshakeTimeout,
+		MaxHandshakes:    cfg.MaxHandshakes,
+		MaxTokenSize:     cfg.MaxTokenSize,
+		ImportDeadline:   cfg.ImportDeadline,
+		Logger:           log.Named("listener"),
+		OnOutcome: func(o listener.Outcome) {
+			d.metrics.ObserveHandshake(o.Result, o.Handshake, o.Handoff, o.KRBCode)
+		},
+	})
+	if err != nil {
+		log.Error("cannot start", zap.Error(err))
+		d.pool.Shutdown(context.Background())
+		return exitFailedStart
+	}
+	if cfg.MetricsAddress != "" {
+		d.metricsSrv, err = d.metrics.Listen(cfg.MetricsAddress, zap.NewStdLog(log.Named("metrics")))
+		if err != nil {
+			log.Error("cannot start", zap.Error(err))
+			d.pool.Shutdown(context.Background())
+			return exitFailedStart
+		}
+		log.Info("metrics listening", zap.String("address", d.metricsSrv.Addr().String()))
+	}
+	serveErr := make(chan error, len(d.lns))
+	for _, ln := range d.lns {
+		go func() { serveErr <- d.server.Serve(ln) }()
+	}
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
+	defer signal.Stop(sigs)
+
+	d.notify(daemon.SdNotifyReady + "\n" + d.statusLine())
+	log.Info("ready", zap.Int("listeners", len(d.lns)))
+	stopWatchdog := d.watchdog()
+	defer stopWatchdog()
+	status := time.NewTicker(10 * time.Second)
+	defer status.Stop()
+
+	for {
+		select {
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGHUP:
+				d.reload()
+			case syscall.SIGUSR1:
+				if err := d.log.Reopen(); err != nil {
+					log.Error("reopening log file", zap.Error(err))
+				} else {
+					log.Info("log file reopened")
+				}
+			default:
+				log.Info("shutting down", zap.String("signal", sig.String()))
+				return d.shutdown()
+			}
+		case err := <-serveErr:
+			if errors.Is(err, listener.ErrServerClosed) {
+				continue
+			}
+			log.Error("listener failed; shutting down", zap.Error(err))
+			d.shutdown()
+			return exitFailure
+		case <-status.C:
+			d.notify(d.statusLine())
+		}
+	}
+}
+
+// listen takes the listeners from systemd socket activation when present,
+// else binds the configured addresses.
+func (d *daemonState) listen(cfg *config.Config) ([]net.Listener, error) {
+	lns, err := activation.Listeners() // checks LISTEN_PID, unsets LISTEN_*
+	if err != nil {
+		return nil, fmt.Errorf("socket activation: %w", err)
+	}
+	var out []net.Listener
+	for _, ln := range lns {
+		if ln != nil {
+			out = append(out, ln)
+		}
+	}
+	if len(out) > 0 {
+		d.log.Info("using socket-activated listeners", zap.Int("count", len(out)))
+		return out, nil
+	}
+	for _, addr := range cfg.Listen {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, l := range out {
+				l.Close()
+			}
+			return nil, fmt.Errorf("listen %s: %w", addr, err)
+		}
+		d.log.Info("listening", zap.String("address", ln.Addr().String()))
+		out = append(out, ln)
+	}
+	return out, nil
+}
+
+// shutdown drains: stop accepting, finish handshakes, let sessions end up
+// to shutdown_timeout, then stop the workers (TERM, then KILL).
+func (d *daemonState) shutdown() int {
+	log := d.log.Logger
+	d.notify("STOPPING=1\nSTATUS=draining")
+	d.mu.Lock()
+	timeout := d.cfg.ShutdownTimeout
+	d.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	code := exitOK
+	if err := d.server.Shutdown(ctx); err != nil {
+		log.Warn("handshakes still running at the drain deadline were closed", zap.Error(err))
+		code = exitFailure
+	}
+	if err := d.pool.Shutdown(ctx); err != nil {
+		log.Warn("sessions still running at the drain deadline were cut", zap.Error(err))
+		code = exitFailure
+	}
+	d.sealKey.Zero()
+	// Metrics stay up through the drain so that it can be watched.
+	if d.metricsSrv != nil {
+		mctx, mcancel := context.WithTimeout(context.Background(), time.Second)
+		if err := d.metricsSrv.Shutdown(mctx); err != nil {
+			log.Debug("metrics endpoint shutdown", zap.Error(err))
+		}
+		mcancel()
+	}
+	log.Info("stopped", zap.Int("exit_status", code))
+	return code
+}
+
+// reload re-reads config and keytab on SIGHUP. A bad config or keytab is
+// refused, the running one stays and the reason is logged. A good one
+// applies at once where it can:
+//   - keytab, services, clock_skew, channel_bindings, allow_delegation: a
+//     new Acceptor for handshakes that start from now on (key rotation
+//     without restart; the replay cache is shared, so no replay window
+//     opens);
+//   - workers: the pool resizes; surplus workers drain (no session is cut);
+//   - max_sessions_per_worker, worker_max_sessions, worker_max_lifetime:
+//     the dispatcher applies them to every worker at once;
+//   - idle_timeout, max_message_size: sent in HELLO, so they reach workers
+//     started from now on (added by a resize, recycled, respawned); running
+//     workers keep theirs;
+//   - log_level (of the acceptor), shutdown_timeout.
+//
+// Keys that need a restart keep their running values (listed in a
+// warning), so the state reflects what is really in effect and the next
+// reload compares against it.
+func (d *daemonState) reload() {
+	log := d.log.Logger
+	d.notify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
+	defer d.notify(daemon.SdNotifyReady + "\n" + d.statusLine())
+	cfg, err := loadConfig(d.opts)
+	if err != nil {
+		d.metrics.ObserveReload(false)
+		log.Error("reload refused: configuration invalid; keeping the running one", zap.Error(err))
+		return
+	}
+	acc, summary, err := d.newAcceptor(cfg)
+	if err != nil {
+		d.metrics.ObserveReload(false)
+		log.Error("reload refused: keytab unusable; keeping the running one", zap.Error(err))
+		return
+	}
+	d.mu.Lock()
+	old := d.cfg
+	d.mu.Unlock()
+	restartOnly := keepRestartOnly(cfg, old)
+
+	if err := d.pool.SetLimits(helloLimits(cfg), cfg.MaxSessionsPerWorker, cfg.WorkerMaxSessions, cfg.WorkerMaxLifetime); err != nil {
+		// Validate has checked these; refuse the whole reload rather than
+		// apply half of it.
+		d.metrics.ObserveReload(false)
+		log.Error("reload refused: worker limits", zap.Error(err))
+		return
+	}
+	d.mu.Lock()
+	d.cfg = cfg
+	d.mu.Unlock()
+	d.server.SetAcceptor(acc)
+	if err := d.log.SetLevel(cfg.LogLevel); err != nil {
+		log.Warn("log level not changed", zap.Error(err))
+	}
+	if cfg.Workers != d.pool.Target() {
+		if err := d.pool.Resize(cfg.Workers); err != nil {
+			log.Error("resizing the worker pool", zap.Error(err))
+		}
+	}
+	if len(restartOnly) > 0 {
+		log.Warn("some changes take effect only after a restart; their running values stay", zap.Strings("keys", restartOnly))
+	}
+	d.metrics.ObserveReload(true)
+	log.Info("reloaded", zap.Int("workers", cfg.Workers), zap.Any("principals", summary))
+}
+
+// keepRestartOnly resets in cfg every key that cannot change while running
+// to its value in running, and returns the names of those that differed.
+func keepRestartOnly(cfg, running *config.Config) []string {
+	var changed []string
+	keep := func(name string, differs bool, reset func()) {
+		if differs {
+			changed = append(changed, name)
+			reset()
+		}
+	}
+	keep("listen", !equalStrings(cfg.Listen, running.Listen), func() { cfg.Listen = running.Listen })
+	keep("log_format", cfg.LogFormat != running.LogFormat, func() { cfg.LogFormat = running.LogFormat })
+	keep("log_file", cfg.LogFile != running.LogFile, func() { cfg.LogFile = running.LogFile })
+	keep("metrics_address", cfg.MetricsAddress != running.MetricsAddress, func() { cfg.MetricsAddress = running.MetricsAddress })
+	keep("metrics_allow_non_loopback", cfg.MetricsAllowNonLoopback != running.MetricsAllowNonLoopback,
+		func() { cfg.MetricsAllowNonLoopback = running.MetricsAllowNonLoopback })
+	keep("worker_path", cfg.WorkerPath != running.WorkerPath, func() { cfg.WorkerPath = running.WorkerPath })
+	keep("worker_user", cfg.WorkerUser != running.WorkerUser, func() { cfg.WorkerUser = running.WorkerUser })
+	keep("worker_group", cfg.WorkerGroup != running.WorkerGroup, func() { cfg.WorkerGroup = running.WorkerGroup })
+	keep("worker_respawn_backoff_max", cfg.WorkerRespawnBackoffMax != running.WorkerRespawnBackoffMax,
+		func() { cfg.WorkerRespawnBackoffMax = running.WorkerRespawnBackoffMax })
+	keep("handshake_timeout", cfg.HandshakeTimeout != running.HandshakeTimeout, func() { cfg.HandshakeTimeout = running.HandshakeTimeout })
+	keep("max_handshakes", cfg.MaxHandshakes != running.MaxHandshakes, func() { cfg.MaxHandshakes = running.MaxHandshakes })
+	keep("max_token_size", cfg.MaxTokenSize != running.MaxTokenSize, func() { cfg.MaxTokenSize = running.MaxTokenSize })
+	keep("import_deadline", cfg.ImportDeadline != running.ImportDeadline, func() { cfg.ImportDeadline = running.ImportDeadline })
+	keep("replay_cache_size", cfg.ReplayCacheSize != running.ReplayCacheSize, func() { cfg.ReplayCacheSize = running.ReplayCacheSize })
+	keep("allow_unauthenticated", cfg.AllowUnauthenticated != running.AllowUnauthenticated,
+		func() { cfg.AllowUnauthenticated = running.AllowUnauthenticated })
+	return changed
+}
+
+// snapshot is the metrics' view of the pool and caches at scrape time.
+func (d *daemonState) snapshot() metrics.Snapshot {
+	var s metrics.Snapshot
+	if d.replay != nil {
+		s.ReplayCacheEntries = d.replay.Len()
+	}
+	if d.pool != nil {
+		ws, restarts := d.pool.Status()
+		s.WorkerRestarts = restarts
+		s.WorkersDesired = d.pool.Target()
+		for _, w := range ws {
+			s.Workers = append(s.Workers, metrics.Worker{Slot: w.Slot, PID: w.PID, Sessions: w.Sessions, Ready: w.Ready, Retiring: w.Retiring})
+		}
+	}
+	if d.server != nil {
+		_, _, _, s.HandshakesInProgress = d.server.Stats()
+	}
+	return s
+}
+
+// observeSession counts one session a worker reported as ended.
+func (d *daemonState) observeSession(e listener.SessionEnd) {
+	d.metrics.ObserveSession(metrics.Session{
+		OK:          e.Result == handoff.SessionOK,
+		Duration:    time.Duration(min(e.DurationUS, uint64(math.MaxInt64/int64(time.Microsecond)))) * time.Microsecond,
+		MessagesIn:  e.MessagesIn,
+		MessagesOut: e.MessagesOut,
+		BytesIn:     e.BytesIn,
+		BytesOut:    e.BytesOut,
+	})
+}
+
+// watchdog sends WATCHDOG=1 at half the systemd interval while the accept
+// loop's heartbeat is fresh; a stuck loop stops the pings and systemd
+// restarts us.
+func (d *daemonState) watchdog() (stop func()) {
+	interval, err := daemon.SdWatchdogEnabled(false)
+	if err != nil || interval <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(interval / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if time.Since(d.server.Heartbeat()) < interval/2 {
+					d.notify(daemon.SdNotifyWatchdog)
+				} else {
+					d.log.Warn("accept loop heartbeat is stale; withholding the watchdog ping")
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+func (d *daemonState) statusLine() string {
+	if d.server == nil || d.pool == nil {
+		return "STATUS=starting"
+	}
+	acc, est, failed, hs := d.server.Stats()
+	ws, restarts := d.pool.Status()
+	sessions := 0
+	for _, w := range ws {
+		sessions += w.Sessions
+	}
+	return fmt.Sprintf("STATUS=%d workers, %d sessions, %d handshaking; %d accepted, %d handed off, %d failed, %d worker restarts",
+		len(ws), sessions, hs, acc, est, failed, restarts)
+}
+
+// notify talks to systemd when NOTIFY_SOCKET is set; only the main process
+// does (NotifyAccess=main), and the variable is not passed to workers.
+func (d *daemonState) notify(state string) {
+	if _, err := daemon.SdNotify(false, state); err != nil {
+		d.log.Debug("sd_notify failed", zap.Error(err))
+	}
+}
+
+func monotonicUsec() int64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0
+	}
+	return ts.Sec*1e6 + ts.Nsec/1e3
+}
+
+// helloLimits are the per-worker limits sent in HELLO.
+func helloLimits(cfg *config.Config) handoff.Hello {
+	idle := max(cfg.IdleTimeout, 0) // config.NoIdleTimeout is negative
+	return handoff.Hello{
+		MaxSessions:      uint32(cfg.MaxSessionsPerWorker),
+		MaxMessageBytes:  uint32(cfg.MaxMessageSize),
+		IdleTimeoutMS:    uint32(idle / time.Millisecond),
+		ImportDeadlineMS: uint32(cfg.ImportDeadline / time.Millisecond),
+	}
+}
+
+// workerEnv is the workers' whole environment: no secrets, no
+// NOTIFY_SOCKET or LISTEN_* (only the acceptor talks to systemd).
+func workerEnv() []string {
+	env := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	for _, k := range []string{"TZ", "GOMAXPROCS", "GODEBUG", "GOTRACEBACK"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
+
+// workerCredential resolves worker_user/worker_group for privilege
+// separation; nil when unset.
+func workerCredential(cfg *config.Config) (*syscall.Credential, error) {
+	if cfg.WorkerUser == "" && cfg.WorkerGroup == "" {
+		return nil, nil
+	}
+	cred := &syscall.Credential{Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid()), NoSetGroups: false}
+	if cfg.WorkerUser != "" {
+		u, err := lookupUser(cfg.WorkerUser)
+		if err != nil {
+			return nil, err
+		}
+		uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+		gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+		cred.Uid, cred.Gid = uint32(uid), uint32(gid)
+	}
+	if cfg.WorkerGroup != "" {
+		g, err := lookupGroup(cfg.WorkerGroup)
+		if err != nil {
+			return nil, err
+		}
+		gid, _ := strconv.ParseUint(g.Gid, 10, 32)
+		cred.Gid = uint32(gid)
+	}
+	cred.Groups = []uint32{} // drop supplementary groups
+	return cred, nil
+}
+
+func lookupUser(s string) (*user.User, error) {
+	if _, err := strconv.Atoi(s); err == nil {
+		if u, err := user.LookupId(s); err == nil {
+			return u, nil
+		}
+		return &user.User{Uid: s, Gid: s}, nil
+	}
+	u, err := user.Lookup(s)
+	if err != nil {
+		return nil, fmt.Errorf("worker_user: %w", err)
+	}
+	return u, nil
+}
+
+func lookupGroup(s string) (*user.Group, error) {
+	if _, err := strconv.Atoi(s); err == nil {
+		return &user.Group{Gid: s}, nil
+	}
+	g, err := user.LookupGroup(s)
+	if err != nil {
+		return nil, fmt.Errorf("worker_group: %w", err)
+	}
+	return g, nil
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

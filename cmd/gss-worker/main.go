@@ -1,0 +1,98 @@
+// Command gss-worker serves established GSS-API sessions handed to it by
+// gss-acceptor. It is started by gss-acceptor only: it expects the handoff
+// channel on file descriptor 3 and its seal key in the first message on it,
+// and it never reads a keytab.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/gss-acceptor/gss-acceptor/internal/handoff"
+	"github.com/gss-acceptor/gss-acceptor/internal/logging"
+	"github.com/gss-acceptor/gss-acceptor/internal/version"
+	"github.com/gss-acceptor/gss-acceptor/internal/worker"
+)
+
+// Exit statuses. exitFatal tells the acceptor not to respawn this worker:
+// a restart cannot fix it (nginx's exit-2 rule).
+const (
+	exitOK    = 0
+	exitError = 1
+	exitFatal = 2
+)
+
+// channelFD is where gss-acceptor puts the worker's end of the socketpair.
+const channelFD = 3
+
+func main() { os.Exit(run()) }
+
+func run() int {
+	logLevel := flag.String("log-level", "info", "log level: debug, info, warn, error")
+	logFormat := flag.String("log-format", "json", "log format: json or console")
+	showVersion := flag.Bool("version", false, "print the version and exit")
+	flag.Parse()
+	if *showVersion {
+		fmt.Println("gss-worker", version.String())
+		return exitOK
+	}
+	if !isSeqpacket(channelFD) {
+		fmt.Fprintln(os.Stderr, "gss-worker: this program is started by gss-acceptor, not by hand: "+
+			"it needs the acceptor's handoff channel on file descriptor 3. Run gss-acceptor instead.")
+		return exitFatal
+	}
+	lg, err := logging.New(logging.Options{Level: *logLevel, Format: *logFormat})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gss-worker:", err)
+		return exitFatal
+	}
+	log := lg.With(zap.Int("pid", os.Getpid()))
+	defer log.Sync()
+
+	ch, err := handoff.FromFD(channelFD)
+	if err != nil {
+		log.Error("opening the handoff channel", zap.Error(err))
+		return exitFatal
+	}
+	if err := handoff.CheckParent(ch); err != nil {
+		log.Error("handoff channel peer is not our parent", zap.Error(err))
+		return exitFatal
+	}
+
+	// SIGTERM from the acceptor (drain deadline passed) cuts the sessions.
+	// SIGINT and SIGHUP reach the whole process group from a terminal; the
+	// acceptor decides what they mean and tells us over the channel.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	signal.Ignore(syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
+
+	w := worker.New(worker.Config{Channel: ch, Logger: log})
+	err = w.Run(ctx)
+	switch {
+	case err == nil, errors.Is(err, worker.ErrParentGone):
+		return exitOK
+	case errors.Is(err, context.Canceled):
+		log.Info("terminated; open sessions were closed")
+		return exitOK
+	case errors.Is(err, worker.ErrBadHello):
+		log.Error("worker cannot start", zap.Error(err))
+		return exitFatal
+	default:
+		log.Error("worker failed", zap.Error(err))
+		return exitError
+	}
+}
+
+// isSeqpacket reports whether fd is an open SOCK_SEQPACKET socket.
+func isSeqpacket(fd int) bool {
+	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	return err == nil && typ == unix.SOCK_SEQPACKET
+}

@@ -1,0 +1,256 @@
+package listener
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/gss-acceptor/gss-acceptor/internal/gss"
+	"github.com/gss-acceptor/gss-acceptor/internal/wire"
+)
+
+// handshakeState is one connection's context establishment, discarded once
+// the session has been handed to a worker (the crypto/tls
+// serverHandshakeState pattern: straight-line steps, first error wins).
+type handshakeState struct {
+	s     *Server
+	conn  net.Conn
+	r     *wire.Reader
+	log   *zap.Logger
+	start time.Time
+	v1    bool        // the client uses the old framing without flag bytes
+	first *wire.Frame // a v1 client's first frame: already the context token
+
+	ctx     *gss.Context
+	token   []byte // exported context
+	result  string // outcome reason for logs and metrics
+	krbCode int32
+}
+
+// handle runs one connection from accept to handoff. It always closes conn:
+// after a failure at once, after a handoff once the worker has acknowledged
+// it (the worker holds its own descriptor by then).
+func (s *Server) handle(conn net.Conn) {
+	hs := &handshakeState{
+		s:     s,
+		conn:  conn,
+		start: time.Now(),
+		log:   s.log.With(zap.Uint64("conn", s.nextConn.Add(1)), zap.String("peer", conn.RemoteAddr().String())),
+	}
+	defer conn.Close()
+	defer func() {
+		if p := recover(); p != nil {
+			// Last line of defence: a bug on this path costs one connection.
+			hs.log.Error("handshake panicked; connection closed", zap.Any("panic", p))
+			s.failed.Add(1)
+			s.outcome(Outcome{Result: "internal_error"})
+		}
+	}()
+	hs.run()
+}
+
+func (hs *handshakeState) run() {
+	s := hs.s
+	deadline := hs.start.Add(s.cfg.HandshakeTimeout)
+	if err := hs.conn.SetDeadline(deadline); err != nil {
+		hs.fail("socket_error", err)
+		return
+	}
+	// Every frame goes out in one write, and Go's TCP conns have Nagle off
+	// (TCP_NODELAY) from accept on, so no reply waits for a delayed ACK as
+	// MIT's gss-server's do (40-90 ms each). The socket option travels with
+	// the descriptor to the worker.
+	hs.r = wire.NewReader(hs.conn, readBufferSize)
+
+	if err := hs.readHello(); err != nil {
+		hs.fail(hs.result, err)
+		return
+	}
+	if err := hs.establish(); err != nil {
+		hs.fail(hs.result, err)
+		return
+	}
+	handshakeDone := time.Now()
+	clientName, serviceName := hs.ctx.InitiatorName(), hs.ctx.AcceptorName()
+	enctype, flags := hs.ctx.Enctype(), hs.ctx.Flags()
+	if err := hs.export(); err != nil {
+		hs.fail("export_failed", err)
+		return
+	}
+	readAhead := hs.r.Buffered()
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	res, err := hs.handoff(ctx, readAhead)
+	clear(hs.token)
+	handoffDur := time.Since(handshakeDone)
+	if err != nil {
+		hs.log.Warn("handoff failed; connection closed",
+			zap.String("client", clientName), zap.Int("worker_pid", res.PID),
+			zap.Int("attempts", res.Attempts), zap.Error(err))
+		s.failed.Add(1)
+		s.outcome(Outcome{Result: "handoff_failed", Handshake: handshakeDone.Sub(hs.start), Handoff: handoffDur})
+		return
+	}
+	s.established.Add(1)
+	hs.log.Info("session handed off",
+		zap.String("result", "ok"),
+		zap.String("client", clientName),
+		zap.String("service", serviceName),
+		zap.Int32("enctype", enctype),
+		zap.Stringer("flags", flags),
+		zap.Int("worker_pid", res.PID),
+		zap.Int("attempts", res.Attempts),
+		zap.Int("read_ahead", len(readAhead)),
+		zap.Duration("handshake", handshakeDone.Sub(hs.start)),
+		zap.Duration("handoff", handoffDur),
+	)
+	s.outcome(Outcome{Result: "ok", Handshake: handshakeDone.Sub(hs.start), Handoff: handoffDur})
+}
+
+// readHello reads the session opener: NOOP|CONTEXT_NEXT for an
+// authenticated gss-sample session. A first byte 0x00 means the old v1
+// framing, whose first frame is already the context token.
+func (hs *handshakeState) readHello() error {
+	f, err := hs.r.ReadFrame(hs.s.cfg.MaxTokenSize)
+	if err != nil {
+		return hs.readErr("reading first frame", err)
+	}
+	if f.Flags == 0 {
+		hs.v1 = true
+		hs.first = &f
+		return nil
+	}
+	if f.Flags&wire.FlagNoop == 0 {
+		hs.result = "bad_frame"
+		return fmt.Errorf("expected NOOP token, got flags %#02x", f.Flags)
+	}
+	if f.Flags&wire.FlagContextNext == 0 {
+		hs.result = "unauthenticated"
+		return errors.New("client asked for an unauthenticated session; refused")
+	}
+	if len(f.Body) != 0 {
+		hs.result = "bad_frame"
+		return fmt.Errorf("session opener carries %d bytes, want 0", len(f.Body))
+	}
+	return nil
+}
+
+// establish runs the context-token exchange. Kerberos needs one token each
+// way (none back without mutual authentication).
+func (hs *handshakeState) establish() error {
+	var f wire.Frame
+	if hs.first != nil {
+		f, hs.first = *hs.first, nil
+	} else {
+		var err error
+		if f, err = hs.r.ReadFrame(hs.s.cfg.MaxTokenSize); err != nil {
+			return hs.readErr("reading context token", err)
+		}
+	}
+	if !hs.v1 && f.Flags&wire.FlagContext == 0 {
+		hs.result = "bad_frame"
+		return fmt.Errorf("expected a context token, got flags %#02x", f.Flags)
+	}
+	ctx, out, err := hs.s.acceptor.Load().Accept(f.Body)
+	if len(out) > 0 {
+		// The reply token (AP-REP), or a KRB-ERROR token telling the
+		// client why: MIT's gss-server sends that too before closing.
+		if werr := wire.WriteFrame(hs.conn, hs.contextFlags(), out); werr != nil && err == nil {
+			ctx.Delete()
+			hs.result = "write_failed"
+			return fmt.Errorf("writing context token: %w", werr)
+		}
+	}
+	if err != nil {
+		hs.result = "rejected"
+		hs.krbCode = gss.KRBCodeOf(err)
+		return err
+	}
+	hs.ctx = ctx
+	return nil
+}
+
+func (hs *handshakeState) contextFlags() byte {
+	if hs.v1 {
+		return 0
+	}
+	return wire.FlagContext
+}
+
+// export seals the context for a worker; the listener's copy is destroyed.
+func (hs *handshakeState) export() error {
+	tok, err := hs.ctx.ExportWith(hs.s.cfg.SealKey, gss.ExportOptions{ImportDeadline: hs.s.cfg.ImportDeadline})
+	if err != nil {
+		hs.ctx.Delete()
+		return err
+	}
+	hs.token = tok
+	return nil
+}
+
+// handoff passes the socket and the token to a worker and waits for its
+// ACK. The descriptor stays open in this process until then.
+func (hs *handshakeState) handoff(ctx context.Context, readAhead []byte) (HandoffResult, error) {
+	sc, ok := hs.conn.(syscall.Conn)
+	if !ok {
+		return HandoffResult{}, fmt.Errorf("listener: %T has no file descriptor", hs.conn)
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return HandoffResult{}, err
+	}
+	var fd int
+	if err := raw.Control(func(f uintptr) { fd = int(f) }); err != nil {
+		return HandoffResult{}, err
+	}
+	// fd stays valid until hs.conn is closed, which happens only after
+	// Handoff returned.
+	return hs.s.cfg.Dispatcher.Handoff(ctx, fd, hs.token, readAhead)
+}
+
+// readErr classifies a read failure during the handshake.
+func (hs *handshakeState) readErr(what string, err error) error {
+	var tl *wire.TooLargeError
+	switch {
+	case errors.As(err, &tl):
+		hs.result = "too_large"
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		hs.result = "timeout"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		hs.result = "client_closed"
+	default:
+		hs.result = "read_error"
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// fail logs the end of a connection that did not make it to a worker.
+func (hs *handshakeState) fail(result string, err error) {
+	if result == "" {
+		result = "error"
+	}
+	hs.s.failed.Add(1)
+	fields := []zap.Field{
+		zap.String("result", result),
+		zap.Duration("handshake", time.Since(hs.start)),
+		zap.Error(err),
+	}
+	if hs.krbCode != 0 {
+		fields = append(fields, zap.Int32("krb_error", hs.krbCode))
+	}
+	// Handshake failures are the network's doing, not ours: Info/Warn with
+	// a reason, never Error spam.
+	if result == "client_closed" {
+		hs.log.Info("connection closed before a context was established", fields...)
+	} else {
+		hs.log.Warn("handshake failed; connection closed", fields...)
+	}
+	hs.s.outcome(Outcome{Result: result, Handshake: time.Since(hs.start), KRBCode: hs.krbCode})
+}

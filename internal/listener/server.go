@@ -1,0 +1,326 @@
+// Package listener is the acceptor process's network side: the accept
+// loop, the per-connection handshake (gss-sample framing around the
+// Kerberos acceptor) with its deadline and limits, and the worker pool that
+// established sessions are handed to.
+package listener
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/gss-acceptor/gss-acceptor/internal/gss"
+)
+
+// Server defaults.
+const (
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultMaxHandshakes    = 256
+	DefaultMaxTokenSize     = 64 << 10
+	// readBufferSize bounds what the handshake reads ahead of the context
+	// token; whatever it read past the token travels with the handoff.
+	readBufferSize = 16 << 10
+)
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("listener: server closed")
+
+// Dispatcher hands an established session to a worker. *Pool implements it.
+type Dispatcher interface {
+	Handoff(ctx context.Context, fd int, token, readAhead []byte) (HandoffResult, error)
+	WaitCapacity(ctx context.Context) error
+}
+
+// Config configures a Server.
+type Config struct {
+	// Acceptor verifies context tokens. It can be replaced while serving
+	// (SetAcceptor) to apply a new keytab.
+	Acceptor   *gss.Acceptor
+	SealKey    *gss.SealKey // protects exported contexts
+	Dispatcher Dispatcher
+
+	HandshakeTimeout time.Duration // whole handshake incl. handoff; 0: DefaultHandshakeTimeout
+	MaxHandshakes    int           // concurrent handshakes; 0: DefaultMaxHandshakes
+	MaxTokenSize     int           // context token cap; 0: DefaultMaxTokenSize
+	ImportDeadline   time.Duration // how long a worker may take to import; 0: gss default
+
+	Logger *zap.Logger
+	// OnOutcome, if set, is called once per connection with its outcome
+	// (metrics hook). It must not block.
+	OnOutcome func(Outcome)
+}
+
+// Outcome describes how one connection's handshake ended.
+type Outcome struct {
+	Result    string        // "ok" or a short reason: "krb_error", "bad_frame", "timeout", ...
+	Handshake time.Duration // accept to context established
+	Handoff   time.Duration // export to worker ACK
+	KRBCode   int32
+}
+
+// Server accepts connections and establishes contexts. Create it with
+// NewServer, run it with Serve, stop it with Shutdown or Close.
+type Server struct {
+	cfg      Config
+	log      *zap.Logger
+	acceptor atomic.Pointer[gss.Acceptor]
+	slots    chan struct{} // handshake semaphore
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[net.Conn]struct{} // connections in handshake
+	closed    bool
+	inflight  sync.WaitGroup
+
+	// stop ends every Serve's wait for worker capacity on Shutdown or
+	// Close; without it a Serve blocked on a full pool would outlive Close.
+	stopCtx context.Context
+	stop    context.CancelFunc
+
+	// Heartbeat of the accept loop, for the watchdog: unix nanos of the
+	// last loop iteration or idle check.
+	heartbeat atomic.Int64
+	nextConn  atomic.Uint64
+
+	// Counters for STATUS lines.
+	accepted, established, failed atomic.Uint64
+}
+
+// NewServer validates cfg and returns a Server.
+func NewServer(cfg Config) (*Server, error) {
+	if cfg.Acceptor == nil || cfg.SealKey == nil || cfg.Dispatcher == nil {
+		return nil, errors.New("listener: Acceptor, SealKey and Dispatcher are required")
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if cfg.MaxHandshakes <= 0 {
+		cfg.MaxHandshakes = DefaultMaxHandshakes
+	}
+	if cfg.MaxTokenSize <= 0 {
+		cfg.MaxTokenSize = DefaultMaxTokenSize
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	s := &Server{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		slots:     make(chan struct{}, cfg.MaxHandshakes),
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[net.Conn]struct{}),
+	}
+	s.stopCtx, s.stop = context.WithCancel(context.Background())
+	s.acceptor.Store(cfg.Acceptor)
+	s.heartbeat.Store(time.Now().UnixNano())
+	return s, nil
+}
+
+// SetAcceptor replaces the acceptor for handshakes that start from now on
+// (keytab reload). Handshakes in progress finish with the old one.
+func (s *Server) SetAcceptor(a *gss.Acceptor) { s.acceptor.Store(a) }
+
+// Heartbeat returns when the accept loop last showed it was alive.
+func (s *Server) Heartbeat() time.Time { return time.Unix(0, s.heartbeat.Load()) }
+
+// Stats returns connection counters since start.
+func (s *Server) Stats() (accepted, established, failed uint64, handshaking int) {
+	return s.accepted.Load(), s.established.Load(), s.failed.Load(), len(s.slots)
+}
+
+// Serve accepts connections on ln until Shutdown or Close, and always
+// returns a non-nil error: ErrServerClosed after a shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+		ln.Close()
+	}()
+
+	var backoff time.Duration
+	ctx, cancel := context.WithCancel(s.stopCtx)
+	defer cancel()
+	go s.beat(ctx)
+	for {
+		// Backpressure: while every worker is full, leave new connections
+		// in the kernel backlog instead of queueing them here.
+		if err := s.waitCapacity(ctx); err != nil {
+			if s.isClosed() {
+				return ErrServerClosed
+			}
+			return err
+		}
+		conn, err := ln.Accept()
+		s.heartbeat.Store(time.Now().UnixNano())
+		if err != nil {
+			if s.isClosed() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporaryAcceptError(err) {
+				// fd exhaustion and friends: back off like net/http, 5 ms
+				// doubling to 1 s, and keep serving.
+				backoff = max(5*time.Millisecond, min(2*backoff, time.Second))
+				s.log.Warn("accept failed; backing off", zap.Error(err), zap.Duration("backoff", backoff))
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("listener: accept: %w", err)
+		}
+		backoff = 0
+		s.accepted.Add(1)
+		select {
+		case s.slots <- struct{}{}:
+		default:
+			// MaxStartups-like: too many unauthenticated handshakes in
+			// flight. Close at once rather than let the backlog of
+			// half-open sessions grow without bound.
+			s.failed.Add(1)
+			s.log.Warn("too many concurrent handshakes; connection closed",
+				zap.String("result", "handshake_limit"),
+				zap.String("peer", conn.RemoteAddr().String()), zap.Int("max_handshakes", s.cfg.MaxHandshakes))
+			s.outcome(Outcome{Result: "handshake_limit"})
+			conn.Close()
+			continue
+		}
+		if !s.track(conn) {
+			<-s.slots
+			conn.Close()
+			return ErrServerClosed
+		}
+		go func() {
+			defer s.inflight.Done()
+			defer func() { <-s.slots }()
+			defer s.untrack(conn)
+			s.handle(conn)
+		}()
+	}
+}
+
+// waitCapacity blocks while the dispatcher has no room, keeping the
+// heartbeat fresh: a full pool is a healthy state, not a hang.
+func (s *Server) waitCapacity(ctx context.Context) error {
+	for {
+		wctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := s.cfg.Dispatcher.WaitCapacity(wctx)
+		cancel()
+		if err == nil || !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+			return err
+		}
+		s.heartbeat.Store(time.Now().UnixNano())
+		s.log.Warn("all workers at their session cap; not accepting")
+	}
+}
+
+// beat refreshes the heartbeat while Accept blocks with nothing to do: an
+// idle accept loop is alive. A stuck loop (not in Accept, not waiting for
+// capacity) stops refreshing it.
+func (s *Server) beat(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.heartbeat.Store(time.Now().UnixNano())
+		}
+	}
+}
+
+func isTemporaryAcceptError(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM) ||
+		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.EINTR)
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+func (s *Server) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.inflight.Add(1)
+	return true
+}
+
+func (s *Server) untrack(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+func (s *Server) outcome(o Outcome) {
+	if s.cfg.OnOutcome != nil {
+		s.cfg.OnOutcome(o)
+	}
+}
+
+// Shutdown stops accepting, then waits for handshakes in progress to finish
+// (each is bounded by the handshake timeout) or for ctx to end, in which
+// case the remaining handshake connections are closed.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closeListeners()
+	done := make(chan struct{})
+	go func() {
+		s.inflight.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.closeConns()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// Close stops accepting and closes every connection still in handshake.
+func (s *Server) Close() error {
+	s.closeListeners()
+	s.closeConns()
+	s.inflight.Wait()
+	return nil
+}
+
+func (s *Server) closeListeners() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	s.stop()
+	for ln := range s.listeners {
+		ln.Close()
+	}
+}
+
+func (s *Server) closeConns() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.Close()
+	}
+}

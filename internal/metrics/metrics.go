@@ -1,0 +1,314 @@
+// Package metrics is the acceptor's Prometheus instrumentation: counters
+// and histograms fed by the accept loop (one observation per connection
+// outcome) and by the workers' SESSION_END reports, gauges read from the
+// worker pool and the replay cache at scrape time, and the HTTP endpoint
+// that serves them (DESIGN §7).
+//
+// Only the acceptor process serves metrics. Workers have no endpoint: they
+// report each session's counters over the handoff channel and the acceptor
+// counts them, so one scrape target sees the whole pool, and a worker that
+// is recycled or crashes loses nothing already reported.
+//
+// Everything is registered on a private prometheus.Registry owned by a
+// Metrics value; the package has no global state, so tests can build as
+// many as they like.
+package metrics
+
+import (
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// namespace prefixes every metric name.
+const namespace = "gss_acceptor"
+
+// Handshake results that are exported at zero from the start, so that
+// rate() and alerts work before the first occurrence. Other results the
+// listener reports (socket_error, export_failed, ...) appear when they
+// first happen; the listener's set of results is closed, so the label's
+// cardinality is bounded.
+var initialResults = []string{"ok", "rejected", "timeout", "client_closed", "bad_frame", "too_large", "handoff_failed", "handshake_limit"}
+
+// maxKRBCode bounds the krb_error label: RFC 4120 §7.5.9 codes are below
+// 100; anything else is counted as "other" so that a bug cannot create
+// unbounded series.
+const maxKRBCode = 127
+
+// Snapshot is the pool and cache state read at scrape time.
+type Snapshot struct {
+	Workers              []Worker // every live worker process, draining ones included
+	WorkersDesired       int      // the configured worker count
+	WorkerRestarts       int      // workers respawned after an unexpected exit, since start
+	ReplayCacheEntries   int      // authenticators held by the replay cache
+	HandshakesInProgress int      // connections between accept and handoff
+}
+
+// Worker is one worker process in a Snapshot.
+type Worker struct {
+	Slot, PID int
+	Sessions  int  // sessions served plus handoffs in flight
+	Ready     bool // answered READY
+	Retiring  bool // draining: takes no new sessions (resize, recycle, shutdown)
+}
+
+// Options configure New.
+type Options struct {
+	// Version is the build version for gss_acceptor_build_info.
+	Version string
+	// Snapshot, if set, is called on every scrape for the state gauges.
+	// It must be safe for concurrent use and must not block for long.
+	Snapshot func() Snapshot
+}
+
+// Metrics holds the acceptor's collectors and their registry. Its methods
+// are safe for concurrent use.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	handshakes       *prometheus.CounterVec
+	krbErrors        *prometheus.CounterVec
+	handshakeSeconds prometheus.Histogram
+	handoffSeconds   prometheus.Histogram
+
+	sessions        *prometheus.CounterVec
+	sessionSeconds  prometheus.Histogram
+	messages        *prometheus.CounterVec
+	bytes           *prometheus.CounterVec
+	reloads         *prometheus.CounterVec
+	reloadOK        prometheus.Gauge
+	reloadTimestamp prometheus.Gauge
+}
+
+// New creates the collectors and registers them, with the Go runtime and
+// process collectors, on a new private registry.
+func New(o Options) *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	m.handshakes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "handshakes_total",
+		Help:      "Connections accepted, by how their handshake ended: ok (context established and handed to a worker) or the failure reason.",
+	}, []string{"result"})
+	m.krbErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "handshake_krb_errors_total",
+		Help:      "Rejected context tokens by the Kerberos error code sent back in the KRB-ERROR (RFC 4120 §7.5.9), e.g. 37 skew, 44 kvno, 35 wrong service.",
+	}, []string{"code"})
+	m.handshakeSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: namespace,
+		Name:      "handshake_duration_seconds",
+		Help:      "Time from accept to an established context, for connections whose context was established.",
+		Buckets:   []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+	})
+	m.handoffSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: namespace,
+		Name:      "handoff_duration_seconds",
+		Help:      "Time from export of an established context to the worker's ACK (includes waiting for a worker with room).",
+		Buckets:   []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5},
+	})
+	m.sessions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "sessions_total",
+		Help:      "Sessions ended in the workers: ok (the client closed it) or error (read, unwrap or write failure, idle timeout).",
+	}, []string{"result"})
+	m.sessionSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: namespace,
+		Name:      "session_duration_seconds",
+		Help:      "Session lifetime in the worker, from import to close.",
+		Buckets:   prometheus.ExponentialBuckets(0.001, 4, 12), // 1 ms to about 70 min
+	})
+	m.messages = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "session_messages_total",
+		Help:      "gss-sample frames of ended sessions: in = from clients (the closing NOOP included), out = to clients.",
+	}, []string{"direction"})
+	m.bytes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "session_bytes_total",
+		Help:      "Bytes of gss-sample frames (5-byte headers included) of ended sessions, by direction.",
+	}, []string{"direction"})
+	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "reloads_total",
+		Help:      "SIGHUP reloads: ok (applied) or refused (bad configuration or keytab; the running one stayed).",
+	}, []string{"result"})
+	m.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: namespace,
+		Name:      "config_last_reload_successful",
+		Help:      "1 if the last reload was applied (or none was tried), 0 if it was refused.",
+	})
+	m.reloadTimestamp = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: namespace,
+		Name:      "config_last_reload_success_timestamp_seconds",
+		Help:      "Unix time the running configuration was loaded (start or last applied reload).",
+	})
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace,
+		Name:      "build_info",
+		Help:      "Always 1; the labels carry the build's version and Go version.",
+	}, []string{"version", "goversion"})
+	// Label values must be UTF-8; the version comes from the linker flags.
+	buildInfo.WithLabelValues(strings.ToValidUTF8(o.Version, "?"), runtime.Version()).Set(1)
+
+	for _, r := range initialResults {
+		m.handshakes.WithLabelValues(r)
+	}
+	for _, r := range []string{"ok", "error"} {
+		m.sessions.WithLabelValues(r)
+	}
+	for _, d := range []string{"in", "out"} {
+		m.messages.WithLabelValues(d)
+		m.bytes.WithLabelValues(d)
+	}
+	for _, r := range []string{"ok", "refused"} {
+		m.reloads.WithLabelValues(r)
+	}
+	m.reloadOK.Set(1)
+	m.reloadTimestamp.SetToCurrentTime()
+
+	m.reg.MustRegister(
+		m.handshakes, m.krbErrors, m.handshakeSeconds, m.handoffSeconds,
+		m.sessions, m.sessionSeconds, m.messages, m.bytes,
+		m.reloads, m.reloadOK, m.reloadTimestamp, buildInfo,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	if o.Snapshot != nil {
+		m.reg.MustRegister(&stateCollector{snapshot: o.Snapshot})
+	}
+	return m
+}
+
+// Registry returns the private registry, to gather from (tests) or to
+// register more collectors on.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// ObserveHandshake records one connection outcome from the accept loop.
+// handshake and handoff are zero when the connection did not get that far
+// and are then not observed; krbCode is the Kerberos error code of a
+// rejected token, 0 for none.
+func (m *Metrics) ObserveHandshake(result string, handshake, handoff time.Duration, krbCode int32) {
+	if result == "" {
+		result = "error"
+	}
+	m.handshakes.WithLabelValues(result).Inc()
+	if krbCode != 0 {
+		code := "other"
+		if krbCode > 0 && krbCode <= maxKRBCode {
+			code = strconv.Itoa(int(krbCode))
+		}
+		m.krbErrors.WithLabelValues(code).Inc()
+	}
+	// A context was established when the handshake reached the handoff
+	// (ok, or a failed handoff); the other outcomes' durations are the
+	// deadline or the client's doing and would only blur the histogram.
+	if handoff > 0 || result == "ok" {
+		m.handshakeSeconds.Observe(handshake.Seconds())
+		m.handoffSeconds.Observe(handoff.Seconds())
+	}
+}
+
+// Session is one ended session as a worker reported it.
+type Session struct {
+	OK                      bool
+	Duration                time.Duration
+	MessagesIn, MessagesOut uint64
+	BytesIn, BytesOut       uint64
+}
+
+// ObserveSession adds one ended session's counters.
+func (m *Metrics) ObserveSession(s Session) {
+	result := "error"
+	if s.OK {
+		result = "ok"
+	}
+	m.sessions.WithLabelValues(result).Inc()
+	m.sessionSeconds.Observe(s.Duration.Seconds())
+	m.messages.WithLabelValues("in").Add(float64(s.MessagesIn))
+	m.messages.WithLabelValues("out").Add(float64(s.MessagesOut))
+	m.bytes.WithLabelValues("in").Add(float64(s.BytesIn))
+	m.bytes.WithLabelValues("out").Add(float64(s.BytesOut))
+}
+
+// ObserveReload records a SIGHUP reload: applied (ok) or refused.
+func (m *Metrics) ObserveReload(ok bool) {
+	if ok {
+		m.reloads.WithLabelValues("ok").Inc()
+		m.reloadOK.Set(1)
+		m.reloadTimestamp.SetToCurrentTime()
+		return
+	}
+	m.reloads.WithLabelValues("refused").Inc()
+	m.reloadOK.Set(0)
+}
+
+// stateCollector turns a Snapshot into gauges at scrape time, so the
+// values are never stale and workers that are gone leave no series behind.
+type stateCollector struct {
+	snapshot func() Snapshot
+}
+
+var (
+	workersDesc = prometheus.NewDesc(namespace+"_workers",
+		"Live worker processes by state: ready (taking sessions), starting (no READY yet), draining (finishing their sessions before they exit).",
+		[]string{"state"}, nil)
+	workersDesiredDesc = prometheus.NewDesc(namespace+"_workers_desired",
+		"Worker processes the configuration asks for.", nil, nil)
+	workerSessionsDesc = prometheus.NewDesc(namespace+"_worker_sessions",
+		"Sessions each live worker is serving (plus handoffs it has not acknowledged yet).",
+		[]string{"slot", "pid"}, nil)
+	sessionsActiveDesc = prometheus.NewDesc(namespace+"_sessions_active",
+		"Sessions being served by all workers.", nil, nil)
+	restartsDesc = prometheus.NewDesc(namespace+"_worker_restarts_total",
+		"Workers respawned after exiting unexpectedly (crash, kill); recycling and resizing are not restarts.", nil, nil)
+	replayDesc = prometheus.NewDesc(namespace+"_replay_cache_entries",
+		"Authenticators held by the replay cache (bounded by replay_cache_size).", nil, nil)
+	inProgressDesc = prometheus.NewDesc(namespace+"_handshakes_in_progress",
+		"Connections between accept and handoff (bounded by max_handshakes).", nil, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{workersDesc, workersDesiredDesc, workerSessionsDesc, sessionsActiveDesc, restartsDesc, replayDesc, inProgressDesc} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.snapshot()
+	var ready, starting, draining, active int
+	for _, w := range s.Workers {
+		switch {
+		case w.Retiring:
+			draining++
+		case w.Ready:
+			ready++
+		default:
+			starting++
+		}
+		active += w.Sessions
+		constMetric(ch, workerSessionsDesc, prometheus.GaugeValue, w.Sessions, strconv.Itoa(w.Slot), strconv.Itoa(w.PID))
+	}
+	constMetric(ch, workersDesc, prometheus.GaugeValue, ready, "ready")
+	constMetric(ch, workersDesc, prometheus.GaugeValue, starting, "starting")
+	constMetric(ch, workersDesc, prometheus.GaugeValue, draining, "draining")
+	constMetric(ch, workersDesiredDesc, prometheus.GaugeValue, s.WorkersDesired)
+	constMetric(ch, sessionsActiveDesc, prometheus.GaugeValue, active)
+	constMetric(ch, restartsDesc, prometheus.CounterValue, s.WorkerRestarts)
+	constMetric(ch, replayDesc, prometheus.GaugeValue, s.ReplayCacheEntries)
+	constMetric(ch, inProgressDesc, prometheus.GaugeValue, s.HandshakesInProgress)
+}
+
+// constMetric sends one scrape-time sample. The descriptors and label
+// counts are fixed above, so NewConstMetric cannot fail; if it ever did,
+// the sample is dropped rather than the scrape (or the process) failing.
+func constMetric(ch chan<- prometheus.Metric, d *prometheus.Desc, t prometheus.ValueType, v int, labels ...string) {
+	if m, err := prometheus.NewConstMetric(d, t, float64(v), labels...); err == nil {
+		ch <- m
+	}
+}
