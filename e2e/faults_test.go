@@ -1,0 +1,978 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jcmturner/gofork/encoding/asn1"
+	"github.com/jcmturner/gokrb5/v8/asn1tools"
+	krbcrypto "github.com/jcmturner/gokrb5/v8/crypto"
+	"github.com/jcmturner/gokrb5/v8/iana/asnAppTag"
+	"github.com/jcmturner/gokrb5/v8/iana/etypeID"
+	"github.com/jcmturner/gokrb5/v8/iana/flags"
+	"github.com/jcmturner/gokrb5/v8/iana/keyusage"
+	"github.com/jcmturner/gokrb5/v8/iana/nametype"
+	"github.com/jcmturner/gokrb5/v8/keytab"
+	"github.com/jcmturner/gokrb5/v8/messages"
+	"github.com/jcmturner/gokrb5/v8/types"
+
+	"github.com/gss-acceptor/gss-acceptor/internal/client"
+	"github.com/gss-acceptor/gss-acceptor/internal/gss"
+	"github.com/gss-acceptor/gss-acceptor/internal/testrealm"
+	"github.com/gss-acceptor/gss-acceptor/internal/wire"
+)
+
+// TestFaults is the hostile-input and fault suite: real KDC, real
+// gss-acceptor and gss-worker processes, raw sockets. Each scenario checks
+// what the attacker or the fault gets (a closed connection, a KRB-ERROR, an
+// ended session, a respawned worker), the log line that explains it, and
+// that real clients are served during or after it. The summary line counts
+// what was checked.
+func TestFaults(t *testing.T) {
+	var ft faultTally
+	failed := 0
+	for _, sc := range []struct {
+		name string
+		run  func(*testing.T, *faultTally)
+	}{
+		{"Slowloris", faultSlowloris},
+		{"HandshakeFlood", faultHandshakeFlood},
+		{"HandshakeFrames", faultHandshakeFrames},
+		{"SessionFrames", faultSessionFrames},
+		{"Replays", faultReplays},
+		{"Credentials", faultCredentials},
+		{"KillWorkerDuringHandoff", faultKillWorkerDuringHandoff},
+		{"KillWorkerMidSession", faultKillWorkerMidSession},
+		{"KillAcceptor", faultKillAcceptor},
+		{"FDExhaustion", faultFDExhaustion},
+	} {
+		if !t.Run(sc.name, func(t *testing.T) { sc.run(t, &ft) }) {
+			failed++
+		}
+	}
+	t.Logf("faults: %d scenarios, %d connections refused as expected, %d real sessions served, %d unexpected",
+		ft.scenarios.Load(), ft.refused.Load(), ft.served.Load(), failed)
+}
+
+// faultSlowloris: 64 connections that send one byte per second are closed
+// by the handshake deadline, and a real client is served while they hang.
+func faultSlowloris(t *testing.T, ft *faultTally) {
+	ft.scenario()
+	r := testrealm.Shared(t)
+	const (
+		n       = 64
+		timeout = 3 * time.Second
+	)
+	a := startAcceptor(t, r, acceptorOptions{"handshake_timeout": "3s"})
+	before := len(a.logs.find(resultIs("timeout")))
+	// A well-formed start of a session, dribbled out: the deadline covers
+	// the whole handshake, not each read.
+	stream := wire.AppendFrame(opener(), wire.FlagContext, bytes.Repeat([]byte{0x60}, 32))
+
+	type result struct {
+		lived time.Duration
+		err   error
+	}
+	results := make(chan result, n)
+	for range n {
+		go func() {
+			start := time.Now()
+			c, err := net.DialTimeout("tcp", a.addr, ioTimeout)
+			if err != nil {
+				results <- result{err: err}
+				return
+			}
+			defer c.Close()
+			closed := make(chan error, 1)
+			go func() { closed <- expectClosed(c, timeout+10*time.Second) }()
+			tick := time.NewTicker(time.Second)
+			defer tick.Stop()
+			for k := 0; ; k++ {
+				if k < len(stream) {
+					c.Write(stream[k : k+1]) // fails once the server closed: expected
+				}
+				select {
+				case err := <-closed: // bounded by expectClosed's deadline
+					results <- result{time.Since(start), err}
+					return
+				case <-tick.C:
+				}
+			}
+		}()
+	}
+	// While all 64 hang, a real client gets through.
+	time.Sleep(500 * time.Millisecond)
+	mitStart := time.Now()
+	serveReal(t, r, a, ft, "during slowloris")
+	if len(results) != 0 {
+		t.Errorf("a slowloris connection ended before the real client (%v) was served; the attack was not concurrent", time.Since(mitStart))
+	}
+	for range n {
+		res := <-results
+		if res.err != nil {
+			t.Errorf("slowloris connection: %v", res.err)
+			continue
+		}
+		// Closed by the deadline: not before it, and not much after.
+		if res.lived < timeout-200*time.Millisecond || res.lived > timeout+4*time.Second {
+			t.Errorf("slowloris connection closed after %v, want about %v", res.lived, timeout)
+		}
+		ft.refused.Add(1)
+	}
+	a.logs.wait(t, 10*time.Second, before+n, "64 handshake timeouts", resultIs("timeout"))
+	serveReal(t, r, a, ft, "after slowloris")
+}
+
+// faultHandshakeFlood: with max_handshakes 8 taken, 512 more connections
+// are each closed at once with a log line; RSS stays bounded and real
+// clients are served afterwards.
+func faultHandshakeFlood(t *testing.T, ft *faultTally) {
+	ft.scenario()
+	r := testrealm.Shared(t)
+	const (
+		slots = 8
+		flood = 512
+		batch = 64
+	)
+	a := startAcceptor(t, r, acceptorOptions{"max_handshakes": strconv.Itoa(slots), "handshake_timeout": "20s"})
+	pid := a.cmd.Process.Pid
+	limitLine := func(m map[string]any) bool {
+		return m["msg"] == "too many concurrent handshakes; connection closed" && m["result"] == "handshake_limit" &&
+			m["max_handshakes"] == float64(slots)
+	}
+	base := fdCount(pid)
+	rssBefore, err := procStatusKiB(pid, "VmRSS")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Silent connections take every handshake slot.
+	var holders []net.Conn
+	defer func() {
+		for _, c := range holders {
+			c.Close()
+		}
+	}()
+	for range slots {
+		c, err := net.DialTimeout("tcp", a.addr, ioTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		holders = append(holders, c)
+	}
+	if got := waitFDs(pid, 10*time.Second, func(n int) bool { return n >= base+slots }); got < base+slots {
+		t.Fatalf("acceptor holds %d descriptors, want %d + %d handshakes", got, base, slots)
+	}
+
+	var (
+		mu      sync.Mutex
+		slowest time.Duration
+		errs    []error
+	)
+	for done := 0; done < flood; done += batch {
+		var wg sync.WaitGroup
+		for range batch {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				start := time.Now()
+				c, err := net.DialTimeout("tcp", a.addr, ioTimeout)
+				if err == nil {
+					err = expectClosed(c, 5*time.Second)
+					c.Close()
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					errs = append(errs, err)
+				}
+				slowest = max(slowest, time.Since(start))
+			}()
+		}
+		wg.Wait()
+	}
+	for _, err := range errs[:min(len(errs), 5)] {
+		t.Errorf("flood connection: %v", err)
+	}
+	// "At once": nothing waits for a slot or a deadline.
+	if slowest > 2*time.Second {
+		t.Errorf("slowest refused connection took %v to be closed", slowest)
+	}
+	a.logs.wait(t, 10*time.Second, flood, "handshake_limit lines", limitLine)
+	ft.refused.Add(int64(flood - len(errs)))
+
+	rssAfter, err := procStatusKiB(pid, "VmRSS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("acceptor RSS %d KiB before, %d KiB after %d refused connections", rssBefore, rssAfter, flood)
+	if rssAfter > rssBefore+64<<10 {
+		t.Errorf("acceptor RSS grew from %d KiB to %d KiB during the flood", rssBefore, rssAfter)
+	}
+	for _, c := range holders {
+		c.Close()
+	}
+	holders = nil
+	serveReal(t, r, a, ft, "after the flood")
+	if got := waitFDs(pid, 10*time.Second, func(n int) bool { return n <= base }); got > base {
+		t.Errorf("acceptor has %d descriptors after the flood, baseline %d", got, base)
+	}
+}
+
+// faultHandshakeFrames sends garbage, truncated and oversized frames and
+// tokens at each step of the handshake: each connection is closed with
+// the right outcome in the log, a KRB-ERROR where Kerberos refused it.
+func faultHandshakeFrames(t *testing.T, ft *faultTally) {
+	r := testrealm.Shared(t)
+	a := startAcceptor(t, r, acceptorOptions{"handshake_timeout": "2s", "max_token_size": "16KiB"})
+	tkt := goTicket(t, r)
+	init, err := gss.NewInitiator(tkt.CName, tkt.CRealm, tkt.Ticket, tkt.SessionKey, gss.InitiatorConfig{Flags: gss.FlagMutual | gss.FlagReplay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apreq, err := init.InitialToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipped := bytes.Clone(apreq)
+	flipped[len(flipped)/2] ^= 0x01
+	// A header whose length goes beyond what follows.
+	cut := func(flags byte, n uint32, body int) []byte {
+		return append([]byte{flags, byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}, make([]byte, body)...)
+	}
+	op := opener()
+	tests := []struct {
+		name      string
+		send      []byte
+		closeSend bool   // half-close after sending
+		result    string // the acceptor's outcome
+		krbError  bool   // the reply is a KRB-ERROR context token; else nothing
+	}{
+		{"first frame: DATA before the opener", wire.AppendFrame(nil, wire.FlagData, []byte("abc")), false, "bad_frame", false},
+		// 0x16 0x03010200: flags without NOOP, but the 48 MiB length is refused first.
+		{"first frame: TLS ClientHello", []byte("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"), false, "too_large", false},
+		{"first frame: opener with a body", wire.AppendFrame(nil, wire.FlagNoop|wire.FlagContextNext, []byte("x")), false, "bad_frame", false},
+		{"first frame: unauthenticated NOOP", wire.AppendFrame(nil, wire.FlagNoop, nil), false, "unauthenticated", false},
+		{"first frame: header cut off, client closes", []byte{0x11, 0x00}, true, "client_closed", false},
+		{"first frame: header cut off, client silent", []byte{0x11, 0x00}, false, "timeout", false},
+		{"first frame: length over max_token_size", cut(0x11, 16<<10+1, 0), false, "too_large", false},
+		{"first frame: 4 GiB length", cut(0x11, 1<<32-1, 0), false, "too_large", false},
+		{"first frame: v1 framing, garbage token", []byte{0, 0, 0, 4, 'j', 'u', 'n', 'k'}, false, "rejected", false},
+		// Like MIT, no KRB-ERROR before an AP-REQ decoded: nothing says
+		// the peer speaks Kerberos, or wants mutual authentication.
+		{"context token: garbage", wire.AppendFrame(op, wire.FlagContext, []byte("not a token")), false, "rejected", false},
+		{"context token: empty", wire.AppendFrame(op, wire.FlagContext, nil), false, "rejected", false},
+		{"context token: AP-REQ cut in half", wire.AppendFrame(op, wire.FlagContext, apreq[:len(apreq)/2]), false, "rejected", false},
+		{"context token: AP-REQ with a flipped bit", wire.AppendFrame(op, wire.FlagContext, flipped), false, "rejected", true},
+		{"context token: DATA instead of CONTEXT", wire.AppendFrame(op, wire.FlagData, apreq), false, "bad_frame", false},
+		{"context token: length over max_token_size", append(bytes.Clone(op), cut(wire.FlagContext, 16<<10+1, 0)...), false, "too_large", false},
+		{"context token: body cut off, client closes", append(bytes.Clone(op), cut(wire.FlagContext, 100, 10)...), true, "client_closed", false},
+		{"context token: body cut off, client silent", append(bytes.Clone(op), cut(wire.FlagContext, 100, 10)...), false, "timeout", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ft.scenario()
+			before := len(a.logs.find(resultIs(tt.result)))
+			c, err := net.DialTimeout("tcp", a.addr, ioTimeout)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := c.Write(tt.send); err != nil {
+				t.Fatal(err)
+			}
+			if tt.closeSend {
+				c.(*net.TCPConn).CloseWrite()
+			}
+			reply, err := readUntilClosed(c, 8*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case tt.krbError:
+				if len(reply) < 5 || reply[0] != wire.FlagContext || !bytes.Contains(reply, []byte{0x03, 0x00, 0x7e}) {
+					t.Errorf("reply %x is not a KRB-ERROR context token", reply)
+				}
+			case len(reply) != 0:
+				t.Errorf("server replied %d bytes to %s", len(reply), tt.name)
+			}
+			a.logs.wait(t, 10*time.Second, before+1, "outcome "+tt.result, resultIs(tt.result))
+			ft.refused.Add(1)
+		})
+	}
+	serveReal(t, r, a, ft, "after bad handshakes")
+}
+
+// faultSessionFrames sends bad frames after establishment: each ends only
+// its own session (the worker logs why), while a session on the same
+// worker goes on.
+func faultSessionFrames(t *testing.T, ft *faultTally) {
+	r := testrealm.Shared(t)
+	const maxMsg = 4096
+	a := startAcceptor(t, r, acceptorOptions{"workers": "1", "max_message_size": strconv.Itoa(maxMsg)})
+	tkt := goTicket(t, r)
+	flags := gss.FlagMutual | gss.FlagReplay | gss.FlagSequence
+	bystander := dialRaw(t, a.addr, tkt, flags)
+	// The limit is on the frame body; a message that fits is served.
+	if err := bystander.exchange(strings.Repeat("b", maxMsg-100)); err != nil {
+		t.Fatalf("message under max_message_size: %v", err)
+	}
+	header := func(flags byte, n uint32) []byte {
+		return []byte{flags, byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}
+	}
+	tests := []struct {
+		name      string
+		send      func(s *rawSession) []byte
+		closeSend bool
+		want      string // in the worker's "session ended" error
+	}{
+		{"garbage wrap token", func(*rawSession) []byte {
+			return wire.AppendFrame(nil, dataFlags, []byte("this is not a wrap token at all"))
+		}, false, "GSS_S_DEFECTIVE_TOKEN"},
+		{"wrap token cut in half", func(s *rawSession) []byte {
+			tok := s.wrap("a message", true)
+			return wire.AppendFrame(nil, dataFlags, tok[:len(tok)/2])
+		}, false, "GSS_S_DEFECTIVE_TOKEN"},
+		{"MIC frame from the client", func(s *rawSession) []byte {
+			return wire.AppendFrame(nil, wire.FlagMIC, []byte("mic"))
+		}, false, "unexpected frame flags"},
+		{"context token after establishment", func(s *rawSession) []byte {
+			return wire.AppendFrame(nil, wire.FlagContext, s.wrap("x", true))
+		}, false, "unexpected frame flags"},
+		{"frame cut off, then EOF", func(*rawSession) []byte {
+			return append(header(dataFlags, 100), make([]byte, 10)...)
+		}, true, "unexpected EOF"},
+		{"DATA length over max_message_size", func(*rawSession) []byte {
+			return header(dataFlags, maxMsg+1)
+		}, false, "exceeds the limit"},
+		{"DATA length 4 GiB", func(*rawSession) []byte {
+			return header(dataFlags, 1<<32-1)
+		}, false, "exceeds the limit"},
+		{"wrapped message over max_message_size", func(s *rawSession) []byte {
+			return wire.AppendFrame(nil, dataFlags, s.wrap(strings.Repeat("x", 2*maxMsg), true))
+		}, false, "exceeds the limit"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ft.scenario()
+			before := len(a.logs.find(sessionFailed(tt.want)))
+			v := dialRaw(t, a.addr, tkt, flags)
+			if err := v.exchange("before"); err != nil {
+				t.Fatal(err)
+			}
+			if err := v.write(tt.send(v)); err != nil {
+				t.Fatal(err)
+			}
+			if tt.closeSend {
+				v.nc.(*net.TCPConn).CloseWrite()
+			}
+			if err := v.expectClosed(8 * time.Second); err != nil {
+				t.Fatal(err)
+			}
+			a.logs.wait(t, 10*time.Second, before+1, "session ended: "+tt.want, sessionFailed(tt.want))
+			ft.refused.Add(1)
+			if err := bystander.exchange("still here after " + tt.name); err != nil {
+				t.Fatalf("bystander session on the same worker: %v", err)
+			}
+		})
+	}
+	bystander.end()
+	ft.served.Add(1)
+	serveReal(t, r, a, ft, "after bad session frames")
+}
+
+// faultReplays: a replayed AP-REQ gets KRB-ERROR 34; replayed, reordered,
+// tampered and foreign wrap tokens end the session with the GSS status MIT
+// would give (or pass, where MIT's flags say so); other sessions go on.
+func faultReplays(t *testing.T, ft *faultTally) {
+	r := testrealm.Shared(t)
+	a := startAcceptor(t, r, acceptorOptions{"workers": "1"})
+	tkt := goTicket(t, r)
+	bystander := dialRaw(t, a.addr, tkt, gss.FlagMutual|gss.FlagReplay|gss.FlagSequence)
+
+	t.Run("replayed AP-REQ", func(t *testing.T) {
+		ft.scenario()
+		init, err := gss.NewInitiator(tkt.CName, tkt.CRealm, tkt.Ticket, tkt.SessionKey, gss.InitiatorConfig{Flags: gss.FlagMutual | gss.FlagReplay})
+		if err != nil {
+			t.Fatal(err)
+		}
+		apreq, err := init.InitialToken()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The first use establishes a session.
+		c, err := net.DialTimeout("tcp", a.addr, ioTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write(wire.AppendFrame(opener(), wire.FlagContext, apreq))
+		c.SetReadDeadline(time.Now().Add(ioTimeout))
+		rd := wire.NewReader(c, 4096)
+		f, err := rd.ReadFrame(64 << 10)
+		if err != nil || f.Flags != wire.FlagContext {
+			t.Fatalf("no AP-REP: flags %#x, %v", f.Flags, err)
+		}
+		gctx, err := init.Complete(f.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer gctx.Delete()
+		first := &rawSession{t: t, nc: c, r: rd, ctx: gctx}
+		if err := first.exchange("first use"); err != nil {
+			t.Fatal(err)
+		}
+		// The same bytes again: the replay cache refuses them.
+		before := len(a.logs.find(handshakeFailed("rejected", 34, "")))
+		assertKRBError(t, handshakeReply(t, a.addr, apreq), 34)
+		a.logs.wait(t, 10*time.Second, before+1, "replay refused", handshakeFailed("rejected", 34, ""))
+		ft.refused.Add(1)
+		if err := first.exchange("the original session is unaffected"); err != nil {
+			t.Fatal(err)
+		}
+		first.end()
+	})
+
+	type script struct {
+		toks [][]byte
+		msgs []string
+	}
+	tests := []struct {
+		name   string
+		flags  gss.Flags
+		make   func(v, other *rawSession) script
+		failAt int    // index of the token that ends the session; -1: all pass
+		status string // in the worker's "session ended" error
+	}{
+		{"replayed wrap token (replay detection)", gss.FlagMutual | gss.FlagReplay, func(v, _ *rawSession) script {
+			t0 := v.wrap("m0", true)
+			return script{[][]byte{t0, t0}, []string{"m0", "m0"}}
+		}, 1, "GSS_S_DUPLICATE_TOKEN"},
+		{"replayed wrap token (-seq)", gss.FlagMutual | gss.FlagReplay | gss.FlagSequence, func(v, _ *rawSession) script {
+			t0 := v.wrap("m0", true)
+			return script{[][]byte{t0, t0}, []string{"m0", "m0"}}
+		}, 1, "GSS_S_DUPLICATE_TOKEN"},
+		{"replayed wrap token (no replay detection asked)", gss.FlagMutual, func(v, _ *rawSession) script {
+			t0 := v.wrap("m0", true)
+			return script{[][]byte{t0, t0, t0}, []string{"m0", "m0", "m0"}}
+		}, -1, ""},
+		{"reordered wrap tokens (replay detection only)", gss.FlagMutual | gss.FlagReplay, func(v, _ *rawSession) script {
+			t0, t1 := v.wrap("m0", true), v.wrap("m1", true)
+			return script{[][]byte{t1, t0}, []string{"m1", "m0"}}
+		}, -1, ""},
+		{"reordered wrap tokens (-seq)", gss.FlagMutual | gss.FlagReplay | gss.FlagSequence, func(v, _ *rawSession) script {
+			_, t1 := v.wrap("m0", true), v.wrap("m1", true)
+			return script{[][]byte{t1}, []string{"m1"}}
+		}, 0, "GSS_S_GAP_TOKEN"},
+		{"reordered then replayed (replay detection only)", gss.FlagMutual | gss.FlagReplay, func(v, _ *rawSession) script {
+			t0, t1 := v.wrap("m0", true), v.wrap("m1", true)
+			return script{[][]byte{t1, t0, t1}, []string{"m1", "m0", "m1"}}
+		}, 2, "GSS_S_DUPLICATE_TOKEN"},
+		{"tampered ciphertext", gss.FlagMutual | gss.FlagReplay, func(v, _ *rawSession) script {
+			t0 := v.wrap("a sealed message", true)
+			t0[16+8] ^= 0x80
+			return script{[][]byte{t0}, []string{"a sealed message"}}
+		}, 0, "GSS_S_BAD_SIG"},
+		{"tampered integrity-only payload", gss.FlagMutual | gss.FlagReplay, func(v, _ *rawSession) script {
+			t0 := v.wrap("a signed message", false)
+			t0[16] ^= 0x01
+			return script{[][]byte{t0}, []string{"a signed message"}}
+		}, 0, "GSS_S_BAD_SIG"},
+		{"tampered sequence number in the header", gss.FlagMutual | gss.FlagReplay, func(v, _ *rawSession) script {
+			t0 := v.wrap("a sealed message", true)
+			t0[15] ^= 0x01
+			return script{[][]byte{t0}, []string{"a sealed message"}}
+		}, 0, "GSS_S_DEFECTIVE_TOKEN"},
+		{"wrap token from another session", gss.FlagMutual | gss.FlagReplay, func(_, other *rawSession) script {
+			return script{[][]byte{other.wrap("foreign", true)}, []string{"foreign"}}
+		}, 0, "GSS_S_BAD_SIG"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ft.scenario()
+			v := dialRaw(t, a.addr, tkt, tt.flags)
+			other := dialRaw(t, a.addr, tkt, tt.flags)
+			sc := tt.make(v, other)
+			before := 0
+			if tt.failAt >= 0 {
+				before = len(a.logs.find(sessionFailed(tt.status)))
+			}
+			for i, tok := range sc.toks {
+				if i == tt.failAt {
+					if err := v.write(wire.AppendFrame(nil, dataFlags, tok)); err != nil {
+						t.Fatal(err)
+					}
+					if err := v.expectClosed(8 * time.Second); err != nil {
+						t.Fatalf("token %d: %v", i, err)
+					}
+					a.logs.wait(t, 10*time.Second, before+1, "session ended: "+tt.status, sessionFailed(tt.status))
+					ft.refused.Add(1)
+					break
+				}
+				if err := v.sendToken(tok, sc.msgs[i]); err != nil {
+					t.Fatalf("token %d: %v", i, err)
+				}
+			}
+			if tt.failAt < 0 {
+				// MIT semantics: nothing was asked to be checked, or the
+				// order did not matter; the session goes on.
+				if err := v.exchange("after"); err != nil {
+					t.Fatal(err)
+				}
+				v.end()
+				ft.served.Add(1)
+			}
+			// The other sessions on the same worker are untouched.
+			if err := other.exchange("other session"); err != nil {
+				t.Fatalf("other session: %v", err)
+			}
+			other.end()
+			if err := bystander.exchange("bystander after " + tt.name); err != nil {
+				t.Fatalf("bystander: %v", err)
+			}
+		})
+	}
+	bystander.end()
+	ft.served.Add(1)
+}
+
+// faultCredentials: expired tickets, tickets for principals the acceptor
+// does not serve, non-AES enctypes and skewed clocks each get the
+// Kerberos error MIT gives, and the log says why.
+//
+// The realm is AES-only, so its KDC issues no rc4 or des3 tickets; those
+// are crafted here with gokrb5 types and the service's real key, which is
+// what an attacker holding a weak-enctype ticket would present.
+func faultCredentials(t *testing.T, ft *faultTally) {
+	r := testrealm.Shared(t)
+	cfg, err := client.LoadKrb5Conf(r.Krb5Conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+
+	// A ticket that expires in 3 s: kinit -l, then a service ticket, whose
+	// lifetime the TGT bounds.
+	cc := filepath.Join(dir, "short.ccache")
+	kinit := exec.Command("kinit", "-l", "3s", "-k", "-t", r.UserKeytab, r.UserPrincipal)
+	kinit.Env = append(r.Env(), "KRB5CCNAME=FILE:"+cc)
+	if out, err := kinit.CombinedOutput(); err != nil {
+		t.Fatalf("kinit -l 3s: %v\n%s", err, out)
+	}
+	shortCreds, err := client.FromCCache(cc, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expiring, err := shortCreds.ServiceTicket("host/localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	expiresBy := time.Now().Add(3 * time.Second)
+
+	// A keytab with a second principal that the acceptor may not serve,
+	// and a principal whose key it does not have at all.
+	suffix := strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
+	other, nokey := "faultother"+suffix+"/localhost", "faultnokey"+suffix+"/localhost"
+	kt := filepath.Join(dir, "service.keytab")
+	data, err := os.ReadFile(r.ServiceKeytab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(kt, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.AddService(other, []int32{18}, kt); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.AddService(nokey, []int32{18}, filepath.Join(dir, "elsewhere.keytab")); err != nil {
+		t.Fatal(err)
+	}
+	a := startAcceptor(t, r, acceptorOptions{
+		"keytab":     strconv.Quote(kt),
+		"services":   fmt.Sprintf("[%q]", r.ServicePrincipal),
+		"clock_skew": "1s",
+	})
+
+	creds, err := client.FromKeytab(r.UserPrincipal, r.UserKeytab, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ticket := func(spn string) *client.Ticket {
+		tk, err := creds.ServiceTicket(spn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tk
+	}
+	good := ticket("host/localhost")
+	skewed := func(d time.Duration) func() time.Time { return func() time.Time { return time.Now().Add(d) } }
+
+	tests := []struct {
+		name string
+		tkt  func() *client.Ticket
+		now  func() time.Time
+		wait time.Time // not before
+		code int       // KRB-ERROR code; 0: accepted
+		log  string    // in the acceptor's error text
+	}{
+		{"valid ticket with a 1 s clock skew", func() *client.Ticket { return good }, nil, time.Time{}, 0, ""},
+		{"ticket for a principal not in services", func() *client.Ticket { return ticket(other) }, nil, time.Time{}, 35, "not an allowed service"},
+		{"ticket for a principal not in the keytab", func() *client.Ticket { return ticket(nokey) }, nil, time.Time{}, 45, "has no key in the keytab"},
+		{"ticket encrypted with rc4-hmac", func() *client.Ticket {
+			tk := *good
+			tk.Ticket.EncPart.EType = etypeID.RC4_HMAC
+			return &tk
+		}, nil, time.Time{}, 14, "etype 23"},
+		{"ticket with an rc4-hmac session key", func() *client.Ticket {
+			return forgeTicket(t, r, good, etypeID.RC4_HMAC, 16)
+		}, nil, time.Time{}, 14, "session key has enctype 23"},
+		{"ticket with a des3 session key", func() *client.Ticket {
+			return forgeTicket(t, r, good, etypeID.DES3_CBC_SHA1_KD, 24)
+		}, nil, time.Time{}, 14, "session key has enctype 16"},
+		{"client clock 10 minutes ahead", func() *client.Ticket { return good }, skewed(10 * time.Minute), time.Time{}, 37, "clock skew"},
+		{"client clock 10 minutes behind", func() *client.Ticket { return good }, skewed(-10 * time.Minute), time.Time{}, 37, "clock skew"},
+		// Last, so that the wait overlaps the cases above.
+		{"expired ticket", func() *client.Ticket { return expiring }, nil, expiresBy.Add(2 * time.Second), 32, "expired"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ft.scenario()
+			if d := time.Until(tt.wait); d > 0 {
+				time.Sleep(d) // bounded: a few seconds at most
+			}
+			tk := tt.tkt()
+			init, err := gss.NewInitiator(tk.CName, tk.CRealm, tk.Ticket, tk.SessionKey,
+				gss.InitiatorConfig{Flags: gss.FlagMutual | gss.FlagReplay, Now: tt.now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			apreq, err := init.InitialToken()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.code == 0 {
+				c, err := net.DialTimeout("tcp", a.addr, ioTimeout)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				c.Write(wire.AppendFrame(opener(), wire.FlagContext, apreq))
+				c.SetReadDeadline(time.Now().Add(ioTimeout))
+				rd := wire.NewReader(c, 4096)
+				f, err := rd.ReadFrame(64 << 10)
+				if err != nil {
+					t.Fatal(err)
+				}
+				gctx, err := init.Complete(f.Body)
+				if err != nil {
+					t.Fatalf("valid ticket refused: %v\n%s", err, a.logs)
+				}
+				defer gctx.Delete()
+				s := &rawSession{t: t, nc: c, r: rd, ctx: gctx}
+				if err := s.exchange("accepted"); err != nil {
+					t.Fatal(err)
+				}
+				s.end()
+				ft.served.Add(1)
+				return
+			}
+			match := handshakeFailed("rejected", tt.code, tt.log)
+			before := len(a.logs.find(match))
+			assertKRBError(t, handshakeReply(t, a.addr, apreq), tt.code)
+			a.logs.wait(t, 10*time.Second, before+1, fmt.Sprintf("KRB-ERROR %d (%s)", tt.code, tt.log), match)
+			ft.refused.Add(1)
+		})
+	}
+	serveReal(t, r, a, ft, "after bad credentials")
+}
+
+// forgeTicket re-issues good's ticket with a session key of the given
+// enctype, encrypted with the service's real AES256 key from the realm's
+// keytab: exactly what a KDC that allows weak enctypes would issue.
+func forgeTicket(t *testing.T, r *testrealm.Realm, good *client.Ticket, etype int32, keyLen int) *client.Ticket {
+	t.Helper()
+	kt, err := keytab.Load(r.ServiceKeytab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sname := types.NewPrincipalName(nametype.KRB_NT_SRV_HST, "host/localhost")
+	skey, kvno, err := kt.GetEncryptionKey(sname, r.Name, 0, etypeID.AES256_CTS_HMAC_SHA1_96)
+	if err != nil {
+		t.Fatal(err)
+	}
+	weak := make([]byte, keyLen)
+	rand.Read(weak)
+	now := time.Now().UTC().Truncate(time.Second)
+	tf := types.NewKrbFlags()
+	types.SetFlag(&tf, flags.Initial)
+	etp := messages.EncTicketPart{
+		Flags:     tf,
+		Key:       types.EncryptionKey{KeyType: etype, KeyValue: weak},
+		CRealm:    good.CRealm,
+		CName:     good.CName,
+		Transited: messages.TransitedEncoding{},
+		AuthTime:  now,
+		StartTime: now,
+		EndTime:   now.Add(time.Hour),
+		RenewTill: now.Add(time.Hour),
+	}
+	b, err := asn1.Marshal(etp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = asn1tools.AddASNAppTag(b, asnAppTag.EncTicketPart)
+	ed, err := krbcrypto.GetEncryptedData(b, skey, keyusage.KDC_REP_TICKET, kvno)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk := *good
+	tk.Ticket = messages.Ticket{TktVNO: 5, Realm: r.Name, SName: sname, EncPart: ed}
+	// The client's idea of the session key: any AES key, since the
+	// acceptor must refuse the ticket before it looks at the authenticator.
+	aes := make([]byte, 32)
+	rand.Read(aes)
+	tk.SessionKey = types.EncryptionKey{KeyType: etypeID.AES256_CTS_HMAC_SHA1_96, KeyValue: aes}
+	return &tk
+}
+
+// faultKillWorkerDuringHandoff: a stopped worker holds a handoff it cannot
+// acknowledge; when it is killed the acceptor re-sends the connection to
+// the other worker and the session completes.
+func faultKillWorkerDuringHandoff(t *testing.T, ft *faultTally) {
+	ft.scenario()
+	r := testrealm.Shared(t)
+	a := startAcceptor(t, r, acceptorOptions{"handshake_timeout": "30s"})
+	tkt := goTicket(t, r)
+	pids := a.workerPIDs()
+	if len(pids) != 2 {
+		t.Fatalf("%d workers, want 2", len(pids))
+	}
+	victim := pids[0]
+	if err := syscall.Kill(victim, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	killed := false
+	defer func() {
+		if !killed {
+			syscall.Kill(victim, syscall.SIGCONT)
+		}
+	}()
+
+	// The AP-REP comes from the acceptor before the handoff, so Dial
+	// returns either way. A session not handed off within a second went
+	// to the stopped worker: the live one acknowledges at once. The
+	// least-loaded dispatcher gets there within two sessions, since the
+	// live worker's load grows with each open session.
+	var pending *rawSession
+	for i := 0; i < 6 && pending == nil; i++ {
+		s := dialRaw(t, a.addr, tkt, gss.FlagMutual|gss.FlagReplay|gss.FlagSequence)
+		if l, ok := findWithin(a.logs, time.Second, handedOff(s.peer())); ok {
+			if int(l["worker_pid"].(float64)) == victim {
+				t.Fatalf("a stopped worker (%d) acknowledged a handoff", victim)
+			}
+			continue
+		}
+		pending = s
+	}
+	if pending == nil {
+		t.Fatal("no handoff went to the stopped worker")
+	}
+	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed = true
+	a.logs.wait(t, 10*time.Second, 1, "re-send log", func(m map[string]any) bool {
+		return m["msg"] == "worker died before acknowledging a handoff; re-sending" && m["pid"] == float64(victim)
+	})
+	l := a.logs.wait(t, 10*time.Second, 1, "handed off on the second attempt", handedOff(pending.peer()))[0]
+	if l["attempts"] != float64(2) || int(l["worker_pid"].(float64)) == victim {
+		t.Errorf("pending session handed off with attempts %v to worker %v; want 2 attempts, not the killed %d", l["attempts"], l["worker_pid"], victim)
+	}
+	if err := pending.exchange("after the re-send"); err != nil {
+		t.Fatalf("re-sent session: %v", err)
+	}
+	pending.end()
+	ft.refused.Add(1)
+	ft.served.Add(1)
+	serveReal(t, r, a, ft, "after the worker died mid-handoff")
+}
+
+// faultKillWorkerMidSession: SIGKILL of a worker ends its sessions only;
+// the other worker's sessions go on and new sessions are served.
+func faultKillWorkerMidSession(t *testing.T, ft *faultTally) {
+	ft.scenario()
+	r := testrealm.Shared(t)
+	a := startAcceptor(t, r, nil)
+	tkt := goTicket(t, r)
+	byWorker := map[int][]*rawSession{}
+	for range 4 {
+		s := dialRaw(t, a.addr, tkt, gss.FlagMutual|gss.FlagReplay|gss.FlagSequence)
+		if err := s.exchange("open"); err != nil {
+			t.Fatal(err)
+		}
+		l := a.logs.wait(t, 10*time.Second, 1, "handoff of "+s.peer(), handedOff(s.peer()))[0]
+		pid := int(l["worker_pid"].(float64))
+		byWorker[pid] = append(byWorker[pid], s)
+	}
+	if len(byWorker) != 2 {
+		t.Fatalf("sessions on %d worker(s), want both", len(byWorker))
+	}
+	var victim, survivor int
+	for pid := range byWorker {
+		if victim == 0 {
+			victim = pid
+		} else {
+			survivor = pid
+		}
+	}
+	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range byWorker[victim] {
+		if err := s.expectClosed(8 * time.Second); err != nil {
+			t.Errorf("session on the killed worker: %v", err)
+		}
+		ft.refused.Add(1)
+	}
+	for _, s := range byWorker[survivor] {
+		if err := s.exchange("survivor"); err != nil {
+			t.Errorf("session on the surviving worker %d: %v", survivor, err)
+		}
+		s.end()
+		ft.served.Add(1)
+	}
+	a.logs.wait(t, 10*time.Second, 1, "respawn", func(m map[string]any) bool {
+		return m["msg"] == "worker exited; respawning" && m["pid"] == float64(victim)
+	})
+	serveReal(t, r, a, ft, "after a worker was killed")
+}
+
+// faultKillAcceptor: after SIGKILL of the acceptor its workers finish
+// their open sessions and exit on their own; a new acceptor on the same
+// port serves.
+func faultKillAcceptor(t *testing.T, ft *faultTally) {
+	ft.scenario()
+	r := testrealm.Shared(t)
+	a := startAcceptor(t, r, nil)
+	tkt := goTicket(t, r)
+	var sessions []*rawSession
+	for range 2 {
+		s := dialRaw(t, a.addr, tkt, gss.FlagMutual|gss.FlagReplay|gss.FlagSequence)
+		if err := s.exchange("open"); err != nil {
+			t.Fatal(err)
+		}
+		sessions = append(sessions, s)
+	}
+	workers := a.workerPIDs()
+	if len(workers) != 2 {
+		t.Fatalf("%d workers, want 2", len(workers))
+	}
+	if err := a.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	a.logs.wait(t, 10*time.Second, 2, "workers notice", msgIs("acceptor went away; finishing sessions"))
+	// Orphaned, the workers keep serving what they have.
+	for i, s := range sessions {
+		for j := range 3 {
+			if err := s.exchange(fmt.Sprintf("after the acceptor died %d", j)); err != nil {
+				t.Fatalf("session %d: %v", i, err)
+			}
+		}
+	}
+	if alive := waitGone(workers, 0); len(alive) != 2 {
+		t.Fatalf("workers alive %v, want both of %v while their sessions are open", alive, workers)
+	}
+	for _, s := range sessions {
+		s.end()
+		ft.served.Add(1)
+	}
+	if alive := waitGone(workers, 15*time.Second); len(alive) != 0 {
+		for _, pid := range alive {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		t.Fatalf("workers %v still running 15 s after their sessions ended", alive)
+	}
+	select {
+	case <-a.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("acceptor's log pipe still open after its workers exited")
+	}
+	// The port is free again.
+	b := startAcceptor(t, r, acceptorOptions{"listen": fmt.Sprintf("[%q]", a.addr)})
+	if b.addr != a.addr {
+		t.Fatalf("new acceptor on %s, want %s", b.addr, a.addr)
+	}
+	serveReal(t, r, b, ft, "new acceptor on the same port")
+}
+
+// faultFDExhaustion: with RLIMIT_NOFILE lowered under the acceptor, a
+// connection storm makes accept fail with EMFILE; the loop backs off and
+// recovers, no descriptor leaks, and real clients are served afterwards.
+func faultFDExhaustion(t *testing.T, ft *faultTally) {
+	ft.scenario()
+	r := testrealm.Shared(t)
+	a := startAcceptor(t, r, acceptorOptions{"handshake_timeout": "2s"})
+	pid := a.cmd.Process.Pid
+	serveReal(t, r, a, ft, "before the storm") // warm: every lazily opened descriptor is open
+	base := fdCount(pid)
+	// RLIMIT_NOFILE bounds descriptor numbers, not their count: pick the
+	// limit that leaves exactly 8 free numbers below it.
+	const room = 8
+	limit := fdLimitWithRoom(t, pid, room)
+	lim := strconv.Itoa(limit)
+	t.Logf("acceptor: %d descriptors; RLIMIT_NOFILE lowered to %d", base, limit)
+	if out, err := exec.Command("prlimit", "--pid", strconv.Itoa(pid), "--nofile="+lim+":"+lim).CombinedOutput(); err != nil {
+		t.Fatalf("prlimit: %v\n%s", err, out)
+	}
+	backoff := msgIs("accept failed; backing off")
+	before := len(a.logs.find(backoff))
+
+	const storm = 64
+	var conns []net.Conn
+	for range storm {
+		c, err := net.DialTimeout("tcp", a.addr, ioTimeout)
+		if err != nil {
+			t.Fatalf("dial during the storm: %v", err) // the kernel backlog takes them
+		}
+		conns = append(conns, c)
+	}
+	a.logs.wait(t, 10*time.Second, before+1, "EMFILE backoff", backoff)
+	l := a.logs.find(backoff)[before]
+	if !strings.Contains(fmt.Sprint(l["error"]), "too many open files") {
+		t.Errorf("backoff for %v, want EMFILE", l["error"])
+	}
+	if n := fdCount(pid); n > base+room {
+		t.Errorf("acceptor holds %d descriptors during the storm, more than the %d its limit allows", n, base+room)
+	}
+	// The loop recovers on its own: the handshake deadline frees the
+	// descriptors of the silent connections it holds, and it accepts the
+	// next ones from the backlog.
+	timeouts := len(a.logs.find(resultIs("timeout")))
+	a.logs.wait(t, 20*time.Second, timeouts+room+1, "connections accepted after the backoff time out", resultIs("timeout"))
+	ft.refused.Add(int64(room + 1))
+	for _, c := range conns {
+		c.Close()
+	}
+	// The backlog drains (each connection is accepted, reads EOF and is
+	// closed) and the loop serves again.
+	if got := waitFDs(pid, 20*time.Second, func(n int) bool { return n <= base }); got > base {
+		t.Errorf("acceptor has %d descriptors after the storm, baseline %d", got, base)
+	}
+	serveReal(t, r, a, ft, "after the storm")
+	if got := waitFDs(pid, 10*time.Second, func(n int) bool { return n <= base }); got > base {
+		t.Errorf("acceptor has %d descriptors after serving, baseline %d", got, base)
+	}
+	// Restore a normal limit so that the drain at cleanup is not starved.
+	exec.Command("prlimit", "--pid", strconv.Itoa(pid), "--nofile=4096:4096").Run()
+}

@@ -1,0 +1,97 @@
+package handoff
+
+import (
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
+)
+
+// Every way a Recv can end (a message, a deadline, the peer closing, the
+// local Close from another goroutine) returns, and leaves no goroutine
+// and no descriptor behind.
+func TestConnLeavesNothingBehind(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	tests := []struct {
+		name string
+		run  func(t *testing.T, parent, child *Conn) error // the error the blocked Recv must see
+		want func(error) bool
+	}{
+		{"message with a descriptor", func(t *testing.T, parent, child *Conn) error {
+			fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, b := os.NewFile(uintptr(fds[0]), "a"), os.NewFile(uintptr(fds[1]), "b")
+			defer a.Close()
+			defer b.Close()
+			if err := parent.Send(&Handoff{ID: 9, Token: []byte("token"), File: a}); err != nil {
+				t.Fatal(err)
+			}
+			m, err := child.Recv()
+			if h, ok := m.(*Handoff); ok {
+				h.Close()
+			}
+			return err
+		}, func(err error) bool { return err == nil }},
+		{"read deadline", func(t *testing.T, _, child *Conn) error {
+			child.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+			_, err := child.Recv()
+			return err
+		}, func(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }},
+		{"peer closes", func(t *testing.T, parent, child *Conn) error {
+			go func() {
+				time.Sleep(20 * time.Millisecond)
+				parent.Close()
+			}()
+			_, err := child.Recv()
+			return err
+		}, func(err error) bool { return err != nil }},
+		{"local Close while blocked", func(t *testing.T, _, child *Conn) error {
+			go func() {
+				time.Sleep(20 * time.Millisecond)
+				child.Close()
+			}()
+			_, err := child.Recv()
+			return err
+		}, func(err error) bool { return err != nil }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := countFDs(t)
+			parent, childFile, err := Pair()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// FromFD owns (and closes) the number it is given: give it a copy.
+			dup, err := unix.Dup(int(childFile.Fd()))
+			childFile.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			child, err := FromFD(uintptr(dup))
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- tt.run(t, parent, child) }()
+			select {
+			case err := <-done:
+				if !tt.want(err) {
+					t.Errorf("Recv ended with %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Recv did not return")
+			}
+			parent.Close()
+			child.Close()
+			if after := countFDs(t); after != before {
+				t.Errorf("%d descriptors after, %d before", after, before)
+			}
+		})
+	}
+}

@@ -1,0 +1,482 @@
+package listener
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jcmturner/gokrb5/v8/iana/flags"
+	"github.com/jcmturner/gokrb5/v8/iana/nametype"
+	"github.com/jcmturner/gokrb5/v8/keytab"
+	"github.com/jcmturner/gokrb5/v8/messages"
+	"github.com/jcmturner/gokrb5/v8/types"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+	"golang.org/x/sys/unix"
+
+	"github.com/gss-acceptor/gss-acceptor/internal/gss"
+	"github.com/gss-acceptor/gss-acceptor/internal/wire"
+)
+
+const (
+	testRealm   = "EXAMPLE.COM"
+	testService = "host/server.example.com"
+)
+
+// kerberos is an in-memory service: a keytab, an acceptor for it, and a
+// forged service ticket from which any number of AP-REQs can be made.
+type kerberos struct {
+	acceptor *gss.Acceptor
+	cname    types.PrincipalName
+	tkt      messages.Ticket
+	key      types.EncryptionKey
+}
+
+func newKerberos(t *testing.T) *kerberos {
+	t.Helper()
+	now := time.Now().UTC().Truncate(time.Second)
+	kt := keytab.New()
+	if err := kt.AddEntry(testService, testRealm, "listener test password", now, 1, 18); err != nil {
+		t.Fatal(err)
+	}
+	sname := types.NewPrincipalName(nametype.KRB_NT_SRV_HST, testService)
+	cname := types.NewPrincipalName(nametype.KRB_NT_PRINCIPAL, "alice")
+	tf := types.NewKrbFlags()
+	types.SetFlag(&tf, flags.Initial)
+	tkt, key, err := messages.NewTicket(cname, testRealm, sname, testRealm, tf, kt, 18, 1, now, now, now.Add(time.Hour), now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc, err := gss.NewAcceptor(gss.AcceptorConfig{Keytab: kt, ReplayCache: gss.NewReplayCache(1000)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &kerberos{acceptor: acc, cname: cname, tkt: tkt, key: key}
+}
+
+// apreq returns a fresh initial context token (mutual authentication).
+func (k *kerberos) apreq(t *testing.T) []byte {
+	t.Helper()
+	init, err := gss.NewInitiator(k.cname, testRealm, k.tkt, k.key, gss.InitiatorConfig{Flags: gss.FlagMutual | gss.FlagReplay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := init.InitialToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// recordingDispatcher takes every handoff at once and records it. While
+// full is set, WaitCapacity blocks until it is cleared.
+type recordingDispatcher struct {
+	mu      sync.Mutex
+	handed  []handed
+	full    bool
+	changed chan struct{}
+}
+
+type handed struct {
+	sockType  int // SO_TYPE of the descriptor at handoff time
+	token     []byte
+	readAhead []byte
+}
+
+func newRecordingDispatcher() *recordingDispatcher {
+	return &recordingDispatcher{changed: make(chan struct{})}
+}
+
+func (d *recordingDispatcher) Handoff(_ context.Context, fd int, token, readAhead []byte) (HandoffResult, error) {
+	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil {
+		return HandoffResult{}, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.handed = append(d.handed, handed{typ, bytes.Clone(token), bytes.Clone(readAhead)})
+	return HandoffResult{PID: 1, Attempts: 1}, nil
+}
+
+func (d *recordingDispatcher) WaitCapacity(ctx context.Context) error {
+	for {
+		d.mu.Lock()
+		full, ch := d.full, d.changed
+		d.mu.Unlock()
+		if !full {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (d *recordingDispatcher) setFull(full bool) {
+	d.mu.Lock()
+	d.full = full
+	close(d.changed)
+	d.changed = make(chan struct{})
+	d.mu.Unlock()
+}
+
+func (d *recordingDispatcher) count() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.handed)
+}
+
+// testServer is a Server on 127.0.0.1 with its outcomes and logs recorded.
+type testServer struct {
+	s        *Server
+	addr     string
+	disp     *recordingDispatcher
+	outcomes chan Outcome
+	logs     *observer.ObservedLogs
+	served   chan error
+}
+
+func startServer(t *testing.T, k *kerberos, cfg Config, ln net.Listener) *testServer {
+	t.Helper()
+	seal, err := gss.GenerateSealKey(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zapcore.DebugLevel)
+	ts := &testServer{disp: newRecordingDispatcher(), outcomes: make(chan Outcome, 1024), logs: logs, served: make(chan error, 1)}
+	cfg.Acceptor, cfg.SealKey, cfg.Dispatcher = k.acceptor, seal, ts.disp
+	cfg.Logger = zap.New(core)
+	cfg.OnOutcome = func(o Outcome) { ts.outcomes <- o }
+	if ts.s, err = NewServer(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if ln == nil {
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ts.addr = ln.Addr().String()
+	go func() { ts.served <- ts.s.Serve(ln) }()
+	t.Cleanup(func() {
+		ts.s.Close()
+		select {
+		case err := <-ts.served:
+			if !errors.Is(err, ErrServerClosed) {
+				t.Errorf("Serve: %v, want ErrServerClosed", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Serve did not return after Close")
+		}
+	})
+	return ts
+}
+
+func (ts *testServer) outcome(t *testing.T) Outcome {
+	t.Helper()
+	select {
+	case o := <-ts.outcomes:
+		return o
+	case <-time.After(10 * time.Second):
+		t.Fatal("no outcome")
+		return Outcome{}
+	}
+}
+
+// readUntilClosed returns what the server sent before closing, or fails
+// if it keeps the connection open for d.
+func readUntilClosed(t *testing.T, c net.Conn, d time.Duration) []byte {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(d))
+	var buf bytes.Buffer
+	if _, err := io.Copy(&buf, c); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("connection not closed by the server: %v", err)
+	}
+	return buf.Bytes()
+}
+
+// Each kind of handshake ends with its outcome, the connection closed
+// (after the reply, if any), and only a good one reaches the dispatcher,
+// with the client bytes read past the context token.
+func TestServerHandshakeOutcomes(t *testing.T) {
+	checkLeaks(t)
+	k := newKerberos(t)
+	ts := startServer(t, k, Config{HandshakeTimeout: 300 * time.Millisecond, MaxTokenSize: 4096}, nil)
+	opener := wire.AppendFrame(nil, wire.FlagNoop|wire.FlagContextNext, nil)
+	early := wire.AppendFrame(nil, wire.FlagData, []byte("sent before the AP-REP"))
+	tests := []struct {
+		name      string
+		send      func() []byte
+		halfClose bool
+		result    string
+		reply     byte // flags of the reply frame; 0: no reply
+	}{
+		{"good AP-REQ with early data", func() []byte {
+			return append(wire.AppendFrame(bytes.Clone(opener), wire.FlagContext, k.apreq(t)), early...)
+		}, false, "ok", wire.FlagContext},
+		{"replayed AP-REQ", nil, false, "rejected", wire.FlagContext},
+		{"garbage context token", func() []byte { return wire.AppendFrame(bytes.Clone(opener), wire.FlagContext, []byte("junk")) }, false, "rejected", 0},
+		{"silent client", func() []byte { return nil }, false, "timeout", 0},
+		{"client hangs up", func() []byte { return opener[:2] }, true, "client_closed", 0},
+		{"DATA first", func() []byte { return early }, false, "bad_frame", 0},
+		{"unauthenticated", func() []byte { return wire.AppendFrame(nil, wire.FlagNoop, nil) }, false, "unauthenticated", 0},
+		{"token over MaxTokenSize", func() []byte { return append(bytes.Clone(opener), wire.FlagContext, 0, 0, 0x10, 1) }, false, "too_large", 0},
+	}
+	var last []byte
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := ts.disp.count()
+			var send []byte
+			if tt.send != nil {
+				send = tt.send()
+			} else {
+				send = last // replay the previous case's bytes
+			}
+			last = send
+			c, err := net.Dial("tcp", ts.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.Write(send)
+			if tt.halfClose {
+				c.(*net.TCPConn).CloseWrite()
+			}
+			reply := readUntilClosed(t, c, 5*time.Second)
+			if o := ts.outcome(t); o.Result != tt.result {
+				t.Errorf("outcome %q, want %q", o.Result, tt.result)
+			}
+			if tt.reply == 0 && len(reply) != 0 || tt.reply != 0 && (len(reply) < 5 || reply[0] != tt.reply) {
+				t.Errorf("reply %x, want flags %#x", reply, tt.reply)
+			}
+			wantHanded := before
+			if tt.result == "ok" {
+				wantHanded++
+			}
+			if got := ts.disp.count(); got != wantHanded {
+				t.Fatalf("%d handoffs, want %d", got, wantHanded)
+			}
+			if tt.result == "ok" {
+				h := ts.disp.handed[wantHanded-1]
+				if h.sockType != unix.SOCK_STREAM || len(h.token) == 0 || !bytes.Equal(h.readAhead, early) {
+					t.Errorf("handoff: socket type %d, %d token bytes, read-ahead %q", h.sockType, len(h.token), h.readAhead)
+				}
+			}
+		})
+	}
+	// The last handshake's slot is released just after its outcome.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if _, _, _, hs := ts.s.Stats(); hs == 0 {
+			break
+		}
+	}
+	if acc, est, failed, hs := ts.s.Stats(); acc != uint64(len(tests)) || est != 1 || failed != uint64(len(tests)-1) || hs != 0 {
+		t.Errorf("Stats %d accepted, %d established, %d failed, %d handshaking", acc, est, failed, hs)
+	}
+}
+
+// Over MaxHandshakes a connection is closed at once with a log line; a
+// slot that frees up serves again.
+func TestServerHandshakeLimit(t *testing.T) {
+	checkLeaks(t)
+	k := newKerberos(t)
+	ts := startServer(t, k, Config{MaxHandshakes: 2, HandshakeTimeout: 10 * time.Second}, nil)
+	var holders []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		holders = append(holders, c)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, _, _, hs := ts.s.Stats(); hs == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the two silent connections never took the handshake slots")
+		}
+	}
+	for i := range 5 {
+		c, err := net.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		readUntilClosed(t, c, 2*time.Second)
+		c.Close()
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("excess connection %d closed after %v", i, d)
+		}
+		if o := ts.outcome(t); o.Result != "handshake_limit" {
+			t.Errorf("outcome %q, want handshake_limit", o.Result)
+		}
+	}
+	lines := ts.logs.FilterMessage("too many concurrent handshakes; connection closed").All()
+	if len(lines) != 5 || lines[0].ContextMap()["result"] != "handshake_limit" {
+		t.Errorf("%d handshake_limit log lines (%v), want 5", len(lines), lines)
+	}
+	holders[0].Close()
+	if o := ts.outcome(t); o.Result != "client_closed" {
+		t.Errorf("holder outcome %q", o.Result)
+	}
+	c, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write(wire.AppendFrame(wire.AppendFrame(nil, wire.FlagNoop|wire.FlagContextNext, nil), wire.FlagContext, k.apreq(t)))
+	if o := ts.outcome(t); o.Result != "ok" {
+		t.Errorf("outcome %q after a slot freed, want ok", o.Result)
+	}
+}
+
+// flakyListener fails Accept with errs before passing through.
+type flakyListener struct {
+	net.Listener
+	mu   sync.Mutex
+	errs []error
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	if len(l.errs) > 0 {
+		err := l.errs[0]
+		l.errs = l.errs[1:]
+		l.mu.Unlock()
+		return nil, err
+	}
+	l.mu.Unlock()
+	return l.Listener.Accept()
+}
+
+// Temporary accept errors (fd exhaustion) back off, doubling from 5 ms,
+// and the loop goes on serving; a permanent one ends Serve.
+func TestServerAcceptBackoff(t *testing.T) {
+	checkLeaks(t)
+	k := newKerberos(t)
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &flakyListener{Listener: inner, errs: []error{
+		&net.OpError{Op: "accept", Err: syscall.EMFILE},
+		&net.OpError{Op: "accept", Err: syscall.ENFILE},
+		&net.OpError{Op: "accept", Err: syscall.ECONNABORTED},
+	}}
+	ts := startServer(t, k, Config{}, ln)
+	c, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write(wire.AppendFrame(wire.AppendFrame(nil, wire.FlagNoop|wire.FlagContextNext, nil), wire.FlagContext, k.apreq(t)))
+	if o := ts.outcome(t); o.Result != "ok" {
+		t.Fatalf("outcome %q after the errors, want ok", o.Result)
+	}
+	lines := ts.logs.FilterMessage("accept failed; backing off").All()
+	var got []time.Duration
+	for _, l := range lines {
+		got = append(got, l.ContextMap()["backoff"].(time.Duration))
+	}
+	want := []time.Duration{5 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
+		t.Errorf("backoffs %v, want %v", got, want)
+	}
+}
+
+// While the dispatcher has no room the loop does not accept: connections
+// wait in the kernel backlog and are served once there is room. Close
+// ends a Serve that is waiting for room.
+func TestServerBackpressure(t *testing.T) {
+	checkLeaks(t)
+	k := newKerberos(t)
+	ts := startServer(t, k, Config{}, nil)
+	hello := func() net.Conn {
+		c, err := net.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.Write(wire.AppendFrame(wire.AppendFrame(nil, wire.FlagNoop|wire.FlagContextNext, nil), wire.FlagContext, k.apreq(t)))
+		return c
+	}
+	accepted := func() uint64 { acc, _, _, _ := ts.s.Stats(); return acc }
+	// The loop checks for room before each Accept, so the first connection
+	// may still be taken by an Accept already waiting; after it the loop
+	// waits for room and the second one stays in the backlog.
+	ts.disp.setFull(true)
+	hello()
+	time.Sleep(200 * time.Millisecond)
+	first := accepted()
+	if first > 1 {
+		t.Fatalf("%d connections accepted while full", first)
+	}
+	hello()
+	time.Sleep(300 * time.Millisecond)
+	if got := accepted(); got != first {
+		t.Fatalf("%d connections accepted, want %d: none while every worker is full", got, first)
+	}
+	ts.disp.setFull(false)
+	for range 2 {
+		if o := ts.outcome(t); o.Result != "ok" {
+			t.Fatalf("outcome %q once there is room, want ok", o.Result)
+		}
+	}
+	// Full again with the loop waiting for room: Close must still end
+	// Serve (startServer's cleanup checks it).
+	ts.disp.setFull(true)
+	hello()
+	hello()
+	time.Sleep(300 * time.Millisecond)
+	if got := accepted(); got > 3 {
+		t.Fatalf("%d connections accepted, want at most 3", got)
+	}
+}
+
+// Shutdown stops accepting, and when its context ends closes the
+// handshakes still in progress; no goroutine is left behind.
+func TestServerShutdown(t *testing.T) {
+	checkLeaks(t)
+	k := newKerberos(t)
+	ts := startServer(t, k, Config{HandshakeTimeout: time.Minute}, nil)
+	c, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, _, _, hs := ts.s.Stats(); hs == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("handshake did not start")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := ts.s.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown: %v, want the deadline", err)
+	}
+	readUntilClosed(t, c, 5*time.Second)
+	if _, err := net.DialTimeout("tcp", ts.addr, time.Second); err == nil {
+		t.Error("listener still accepting after Shutdown")
+	}
+}
+
+// checkLeaks fails t if goroutines started during the test are still
+// running after it and its cleanups (registered first, it runs last).
+func checkLeaks(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+}

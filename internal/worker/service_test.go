@@ -1,0 +1,189 @@
+package worker
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/jcmturner/gofork/encoding/asn1"
+	"github.com/jcmturner/gokrb5/v8/asn1tools"
+	"github.com/jcmturner/gokrb5/v8/iana/asnAppTag"
+	"github.com/jcmturner/gokrb5/v8/iana/msgtype"
+	"github.com/jcmturner/gokrb5/v8/iana/nametype"
+	"github.com/jcmturner/gokrb5/v8/messages"
+	"github.com/jcmturner/gokrb5/v8/types"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+// krbCredDER mirrors KRB-CRED (RFC 4120 §5.8.1) with raw tickets, the way
+// the acceptor re-encodes a delegated credential.
+type krbCredDER struct {
+	PVNO    int                 `asn1:"explicit,tag:0"`
+	MsgType int                 `asn1:"explicit,tag:1"`
+	Tickets asn1.RawValue       `asn1:"explicit,tag:2"`
+	EncPart types.EncryptedData `asn1:"explicit,tag:3"`
+}
+
+// testCred builds a delegated KRB-CRED for pname@prealm whose enc-part is
+// in the clear (etype 0) unless etype says otherwise; infos ticket infos.
+func testCred(t *testing.T, pname, prealm string, etype int32, infos int) []byte {
+	t.Helper()
+	sname := types.NewPrincipalName(nametype.KRB_NT_SRV_INST, "krbtgt/EXAMPLE.COM")
+	tkt := messages.Ticket{TktVNO: 5, Realm: "EXAMPLE.COM", SName: sname,
+		EncPart: types.EncryptedData{EType: 18, KVNO: 1, Cipher: bytes.Repeat([]byte{7}, 40)}}
+	var part messages.EncKrbCredPart
+	for range infos {
+		part.TicketInfo = append(part.TicketInfo, messages.KrbCredInfo{
+			Key:    types.EncryptionKey{KeyType: 18, KeyValue: bytes.Repeat([]byte{0x42}, 32)},
+			PRealm: prealm,
+			PName:  types.NewPrincipalName(nametype.KRB_NT_PRINCIPAL, pname),
+			SRealm: "EXAMPLE.COM",
+			SName:  sname,
+		})
+	}
+	plain, err := asn1.Marshal(part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain = asn1tools.AddASNAppTag(plain, asnAppTag.EncKrbCredPart)
+	tb, err := tkt.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq, err := asn1.Marshal(asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSequence, IsCompound: true, Bytes: tb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := asn1.Marshal(krbCredDER{
+		PVNO:    5,
+		MsgType: msgtype.KRB_CRED,
+		Tickets: asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 2, IsCompound: true, Bytes: seq},
+		EncPart: types.EncryptedData{EType: etype, Cipher: plain},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return asn1tools.AddASNAppTag(der, asnAppTag.KRBCred)
+}
+
+func TestDelegatedClient(t *testing.T) {
+	good := testCred(t, "alice", "EXAMPLE.COM", 0, 1)
+	tests := []struct {
+		name    string
+		cred    []byte
+		want    string
+		wantErr string
+	}{
+		{name: "clear credential", cred: good, want: "alice@EXAMPLE.COM"},
+		{name: "two-component client", cred: testCred(t, "bob/admin", "EXAMPLE.COM", 0, 1), want: "bob/admin@EXAMPLE.COM"},
+		{name: "first of two infos", cred: testCred(t, "carol", "OTHER.ORG", 0, 2), want: "carol@OTHER.ORG"},
+		{name: "encrypted enc-part", cred: testCred(t, "alice", "EXAMPLE.COM", 18, 1), wantErr: "encrypted (etype 18)"},
+		{name: "no ticket info", cred: testCred(t, "alice", "EXAMPLE.COM", 0, 0), wantErr: "holds no ticket"},
+		{name: "empty realm", cred: testCred(t, "alice", "", 0, 1), wantErr: "does not name its client"},
+		{name: "garbage", cred: []byte("not a credential"), wantErr: "worker: delegated credential"},
+		{name: "truncated", cred: good[:len(good)/2], wantErr: "worker:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := delegatedClient(tt.cred)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("delegatedClient = %q, %v; want an error containing %q", got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("delegatedClient = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLogDelegation(t *testing.T) {
+	tests := []struct {
+		name  string
+		cred  []byte
+		level zapcore.Level
+		msg   string
+	}{
+		{"readable", testCred(t, "alice", "EXAMPLE.COM", 0, 1), zapcore.InfoLevel, "delegated credential for alice@EXAMPLE.COM arrived"},
+		{"unreadable", []byte{0x76, 0x01}, zapcore.WarnLevel, "delegated credential arrived but cannot be read"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			core, logs := observer.New(zapcore.DebugLevel)
+			logDelegation(zap.New(core), tt.cred)
+			entries := logs.All()
+			if len(entries) != 1 {
+				t.Fatalf("%d log entries, want 1", len(entries))
+			}
+			e := entries[0]
+			if e.Level != tt.level || e.Message != tt.msg {
+				t.Errorf("logged %v %q, want %v %q", e.Level, e.Message, tt.level, tt.msg)
+			}
+			// The session key inside the credential (0x42 bytes) must not
+			// appear in any field.
+			for k, v := range e.ContextMap() {
+				if s, ok := v.(string); ok && strings.Contains(s, "BBBB") {
+					t.Errorf("field %s leaks key bytes: %q", k, s)
+				}
+			}
+		})
+	}
+}
+
+// FuzzDelegatedClient checks that every input gives either a name of the
+// form user@REALM or a "worker: " error, never both: a panic inside
+// gokrb5's decoders must come back as an error from the recover.
+func FuzzDelegatedClient(f *testing.F) {
+	f.Add([]byte{0x76, 0x00})
+	f.Add([]byte{0x76, 0x80})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		name, err := delegatedClient(b)
+		if err != nil {
+			if name != "" {
+				t.Fatalf("name %q with error %v", name, err)
+			}
+			if !strings.HasPrefix(err.Error(), "worker: ") {
+				t.Fatalf("unprefixed error %v", err)
+			}
+			return
+		}
+		if i := strings.LastIndexByte(name, '@'); i <= 0 || i == len(name)-1 {
+			t.Fatalf("name %q is not user@REALM", name)
+		}
+	})
+}
+
+// TestDelegatedClientCorpus writes the seed corpus of FuzzDelegatedClient
+// when -update-corpus is given, and otherwise checks it is there.
+func TestDelegatedClientCorpus(t *testing.T) {
+	seeds := map[string][]byte{
+		"clear":     testCred(t, "alice", "EXAMPLE.COM", 0, 1),
+		"encrypted": testCred(t, "alice", "EXAMPLE.COM", 18, 1),
+		"no-info":   testCred(t, "alice", "EXAMPLE.COM", 0, 0),
+	}
+	for name, b := range seeds {
+		path := filepath.Join("testdata", "fuzz", "FuzzDelegatedClient", name)
+		if !*updateCorpus {
+			if _, err := os.Stat(path); err != nil {
+				t.Errorf("seed corpus file missing: %v (run go test -run TestDelegatedClientCorpus -update-corpus)", err)
+			}
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", b)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+var updateCorpus = flag.Bool("update-corpus", false, "rewrite the seed corpus under testdata/fuzz/FuzzDelegatedClient")
