@@ -412,23 +412,21 @@ func TestServerBackpressure(t *testing.T) {
 		return c
 	}
 	accepted := func() uint64 { acc, _, _, _ := ts.s.Stats(); return acc }
-	// The loop checks for room before each Accept, so the first connection
-	// may still be taken by an Accept already waiting; after it the loop
-	// waits for room and the second one stays in the backlog.
+	// The loop checks for room before each Accept, so while every worker
+	// is full it takes at most one connection (an Accept already waiting)
+	// and leaves the rest in the kernel backlog. Only that bound is
+	// asserted: how soon the loop gets to each step depends on the
+	// scheduler.
 	ts.disp.setFull(true)
-	hello()
-	time.Sleep(200 * time.Millisecond)
-	first := accepted()
-	if first > 1 {
-		t.Fatalf("%d connections accepted while full", first)
+	for range 3 {
+		hello()
 	}
-	hello()
-	time.Sleep(300 * time.Millisecond)
-	if got := accepted(); got != first {
-		t.Fatalf("%d connections accepted, want %d: none while every worker is full", got, first)
+	time.Sleep(500 * time.Millisecond)
+	if got := accepted(); got > 1 {
+		t.Fatalf("%d connections accepted while every worker was full, want at most 1", got)
 	}
 	ts.disp.setFull(false)
-	for range 2 {
+	for range 3 {
 		if o := ts.outcome(t); o.Result != "ok" {
 			t.Fatalf("outcome %q once there is room, want ok", o.Result)
 		}
@@ -439,8 +437,8 @@ func TestServerBackpressure(t *testing.T) {
 	hello()
 	hello()
 	time.Sleep(300 * time.Millisecond)
-	if got := accepted(); got > 3 {
-		t.Fatalf("%d connections accepted, want at most 3", got)
+	if got := accepted(); got > 4 {
+		t.Fatalf("%d connections accepted, want at most 4", got)
 	}
 }
 
