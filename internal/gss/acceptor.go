@@ -327,7 +327,21 @@ func (sp *servicePrincipal) describeKeys() string {
 // out is then a KRB-ERROR token when the initiator is waiting for a reply
 // (its AP-REQ could be decoded and asked for mutual authentication, as MIT
 // decides), else nil; the caller sends out, if any, then closes.
+//
+// An SPNEGO token (RFC 4178) is negotiated as by a Handshake, and out is
+// then a NegTokenResp; Accept fails with GSS_S_FAILURE when that
+// negotiation needs a further token from the initiator (a mechListMIC
+// exchange or a counter-proposal). Servers use NewHandshake, which
+// handles every case.
 func (a *Acceptor) Accept(token []byte) (ctx *Context, out []byte, err error) {
+	if isSPNEGOToken(token) {
+		return a.acceptSPNEGOOnce(token)
+	}
+	return a.acceptKRB5(token)
+}
+
+// acceptKRB5 is Accept for a krb5 mechanism token.
+func (a *Acceptor) acceptKRB5(token []byte) (ctx *Context, out []byte, err error) {
 	hs := acceptState{a: a, now: a.now()}
 	defer func() {
 		// Last line of defence: the decoders are guarded individually, so

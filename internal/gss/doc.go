@@ -19,6 +19,14 @@
 // bindings enforced once configured, strict DER framing) are documented on
 // the types.
 //
+// SPNEGO (RFC 4178, OID 1.3.6.1.5.5.2) is negotiated in front of the
+// Kerberos mechanism: Accept takes a NegTokenInit with an optimistic
+// Kerberos token in one step, and a Handshake (NewHandshake, Step) runs the
+// exchanges that need more legs: a counter-proposal when Kerberos is not
+// the client's first choice, and the mechListMIC exchange. The context is
+// complete, MICs verified, before it is returned, so it can be exported;
+// Context.ViaSPNEGO records how it was made.
+//
 // An Initiator does the client side with a service ticket obtained
 // elsewhere (gokrb5's client): InitialToken, then Complete with the
 // acceptor's reply when mutual authentication was requested.
@@ -41,5 +49,5 @@
 // through gokrb5, each call guarded against panics. Accept recovers as a
 // last resort, so no token can crash the process. The parsers are fuzzed
 // (FuzzParseInitialToken, FuzzParseAuthChecksum, FuzzDERDecoders,
-// FuzzAccept).
+// FuzzAccept, FuzzSPNEGO, FuzzComplete).
 package gss

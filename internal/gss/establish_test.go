@@ -583,7 +583,7 @@ func TestAcceptFailures(t *testing.T) {
 			name: "other mechanism",
 			token: func(t *testing.T) []byte {
 				tkt, sess := makeTicket(t, ticketSpec{svc: svc})
-				return makeAPReqToken(t, apReqSpec{tkt: tkt, sess: sess, auth: defaultAuth(t, sess, FlagMutual), mutual: true, mech: oidSPNEGO})
+				return makeAPReqToken(t, apReqSpec{tkt: tkt, sess: sess, auth: defaultAuth(t, sess, FlagMutual), mutual: true, mech: []byte{0x2b, 0x06, 0x01, 0x05, 0x02, 0x05}}) // IAKERB, 1.3.6.1.5.2.5
 			},
 			major: StatusBadMech, code: errorcode.KRB_ERR_GENERIC,
 		},

@@ -142,39 +142,50 @@ func (hs *handshakeState) readHello() error {
 	return nil
 }
 
-// establish runs the context-token exchange. Kerberos needs one token each
-// way (none back without mutual authentication).
+// establish runs the context-token exchange: one token each way for
+// Kerberos (none back without mutual authentication); SPNEGO may take up
+// to three initiator tokens (gss.Handshake bounds them), all within the
+// handshake deadline.
 func (hs *handshakeState) establish() error {
-	var f wire.Frame
-	if hs.first != nil {
-		f, hs.first = *hs.first, nil
-	} else {
-		var err error
-		if f, err = hs.r.ReadFrame(hs.s.cfg.MaxTokenSize); err != nil {
-			return hs.readErr("reading context token", err)
+	h := hs.s.acceptor.Load().NewHandshake()
+	defer h.Close()
+	for {
+		var f wire.Frame
+		if hs.first != nil {
+			f, hs.first = *hs.first, nil
+		} else {
+			var err error
+			if f, err = hs.r.ReadFrame(hs.s.cfg.MaxTokenSize); err != nil {
+				return hs.readErr("reading context token", err)
+			}
+		}
+		if !hs.v1 && f.Flags&wire.FlagContext == 0 {
+			hs.result = "bad_frame"
+			return fmt.Errorf("expected a context token, got flags %#02x", f.Flags)
+		}
+		ctx, out, err := h.Step(f.Body)
+		if len(out) > 0 {
+			// The reply token (AP-REP, NegTokenResp), or an error token
+			// telling the client why: MIT's gss-server sends that too
+			// before closing.
+			if werr := wire.WriteFrame(hs.conn, hs.contextFlags(), out); werr != nil && err == nil {
+				if ctx != nil {
+					ctx.Delete()
+				}
+				hs.result = "write_failed"
+				return fmt.Errorf("writing context token: %w", werr)
+			}
+		}
+		if err != nil {
+			hs.result = "rejected"
+			hs.krbCode = gss.KRBCodeOf(err)
+			return err
+		}
+		if ctx != nil {
+			hs.ctx = ctx
+			return nil
 		}
 	}
-	if !hs.v1 && f.Flags&wire.FlagContext == 0 {
-		hs.result = "bad_frame"
-		return fmt.Errorf("expected a context token, got flags %#02x", f.Flags)
-	}
-	ctx, out, err := hs.s.acceptor.Load().Accept(f.Body)
-	if len(out) > 0 {
-		// The reply token (AP-REP), or a KRB-ERROR token telling the
-		// client why: MIT's gss-server sends that too before closing.
-		if werr := wire.WriteFrame(hs.conn, hs.contextFlags(), out); werr != nil && err == nil {
-			ctx.Delete()
-			hs.result = "write_failed"
-			return fmt.Errorf("writing context token: %w", werr)
-		}
-	}
-	if err != nil {
-		hs.result = "rejected"
-		hs.krbCode = gss.KRBCodeOf(err)
-		return err
-	}
-	hs.ctx = ctx
-	return nil
 }
 
 func (hs *handshakeState) contextFlags() byte {
