@@ -189,4 +189,3 @@ func waitReady(logs <-chan map[string]any, d time.Duration) (int, error) {
 		}
 	}
 }
-
