@@ -779,6 +779,7 @@ func (hs *acceptState) checkReplay() error {
 		sname:  hs.sp.name,
 		ctime:  hs.ath.CTime,
 		cusec:  hs.ath.Cusec,
+		cipher: hs.req.EncryptedAuthenticator.Cipher,
 	}
 	// The entry is needed while the authenticator could pass the skew
 	// check, i.e. until ctime + skew.

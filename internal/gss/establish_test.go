@@ -262,6 +262,29 @@ func TestAcceptMicrosoftOID(t *testing.T) {
 	}
 }
 
+// TestAcceptSameMicrosecond: two different authenticators from one client
+// with the same (ctime, cusec), as separate processes sharing a ticket can
+// make them, are both accepted; only a byte-for-byte copy is a replay.
+func TestAcceptSameMicrosecond(t *testing.T) {
+	svc := &svcKey{princ: testService, realm: testRealm, kvno: 1, etype: 18}
+	a := newTestAcceptor(t, testKeytab(t, svc), nil)
+	tkt, sess := makeTicket(t, ticketSpec{svc: svc})
+	auth := defaultAuth(t, sess, FlagMutual|FlagReplay)
+	first := makeAPReqToken(t, apReqSpec{tkt: tkt, sess: sess, auth: auth, mutual: true})
+	// Same authenticator fields, encrypted again: a fresh confounder.
+	second := makeAPReqToken(t, apReqSpec{tkt: tkt, sess: sess, auth: auth, mutual: true})
+	if bytes.Equal(first, second) {
+		t.Fatal("two encryptions produced the same token")
+	}
+	for i, tok := range [][]byte{first, second} {
+		if _, _, err := a.Accept(tok); err != nil {
+			t.Fatalf("authenticator %d with the shared microsecond refused: %v", i+1, err)
+		}
+	}
+	_, _, err := a.Accept(second)
+	wantErr(t, err, StatusDuplicateToken, errorcode.KRB_AP_ERR_REPEAT)
+}
+
 // TestAcceptReplay: the second presentation of an AP-REQ is a replay, with
 // a KRB-ERROR token carrying code 34 when mutual was requested.
 func TestAcceptReplay(t *testing.T) {

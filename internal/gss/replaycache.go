@@ -22,11 +22,19 @@ const DefaultReplayCacheEntries = 1 << 20
 // authenticator is still within the clock skew (RFC 4120 §3.2.3).
 //
 // Entries are keyed on the full tuple (client realm, client name, service
-// realm, service name, ctime, cusec): two services sharing a cache never
-// shadow each other, and no field of the key comes from the unencrypted
-// part of the ticket alone (the service name is the one whose key decrypted
-// it). The tuple is hashed with SHA-256 so every entry has the same small
-// size whatever the principal names.
+// realm, service name, ctime, cusec) plus the authenticator's ciphertext:
+// two services sharing a cache never shadow each other, and no field of the
+// key comes from the unencrypted part of the ticket alone (the service name
+// is the one whose key decrypted it). The ciphertext is in the key because
+// the tuple alone is not unique: processes sharing one ticket (16 MIT
+// gss-client processes in parallel, say) can stamp two different
+// authenticators with the same microsecond, and refusing the second would
+// be a false replay; MIT's rcache2 keys on a hash of the ciphertext for the
+// same reason. It costs nothing in protection: a replay is a byte-for-byte
+// copy (a confounder makes every encryption distinct, and nobody without
+// the session key can make another ciphertext that decrypts to the same
+// authenticator). The whole key is hashed with SHA-256 so every entry has
+// the same small size whatever the principal names.
 //
 // An entry expires when its authenticator can no longer pass the skew
 // check: at ctime + skew. An authenticator may be up to one skew in the
@@ -82,6 +90,7 @@ type replayTuple struct {
 	sname  []string
 	ctime  time.Time
 	cusec  int
+	cipher []byte // the authenticator's ciphertext (EncryptedData cipher)
 }
 
 // key hashes the tuple with every variable-length field length-prefixed,
@@ -109,6 +118,9 @@ func (t *replayTuple) key() replayKey {
 	h.Write(buf[:])
 	binary.BigEndian.PutUint32(buf[:4], uint32(t.cusec))
 	h.Write(buf[:4])
+	binary.BigEndian.PutUint32(buf[:4], uint32(len(t.cipher)))
+	h.Write(buf[:4])
+	h.Write(t.cipher)
 	var k replayKey
 	h.Sum(k[:0])
 	return k

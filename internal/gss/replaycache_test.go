@@ -15,6 +15,7 @@ func tuple(cname string, sec int) *replayTuple {
 		crealm: testRealm, cname: []string{cname},
 		srealm: testRealm, sname: []string{"host", "server.example.com"},
 		ctime: testNow.Truncate(time.Second).Add(time.Duration(sec) * time.Second), cusec: 42,
+		cipher: []byte("authenticator ciphertext"),
 	}
 }
 
@@ -34,6 +35,7 @@ func TestReplayCacheKey(t *testing.T) {
 		{"sname split", func(r *replayTuple) { r.sname = []string{"hostserver.example.com"} }},
 		{"ctime", func(r *replayTuple) { r.ctime = r.ctime.Add(time.Second) }},
 		{"cusec", func(r *replayTuple) { r.cusec++ }},
+		{"ciphertext", func(r *replayTuple) { r.cipher = []byte("another encryption") }},
 		{"realm into name", func(r *replayTuple) { r.crealm = testRealm + "a"; r.cname = []string{"lice"} }},
 	}
 	for _, v := range variants {
