@@ -58,6 +58,10 @@ func bin(name string) string { return filepath.Join(binDir, name) }
 
 // logLines collects a process's JSON log lines and lets tests wait for one.
 type logLines struct {
+	// keep, if set, selects the lines worth remembering; a long run that
+	// kept every per-session line would fill the test's memory.
+	keep func(line []byte) bool
+
 	mu    sync.Mutex
 	lines []map[string]any
 	raw   bytes.Buffer
@@ -71,6 +75,9 @@ func (l *logLines) consume(r io.Reader) {
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Bytes()
+		if l.keep != nil && !l.keep(line) {
+			continue
+		}
 		var m map[string]any
 		l.mu.Lock()
 		l.raw.Write(line)
@@ -150,6 +157,13 @@ type acceptorOptions map[string]string
 // until it is ready.
 func startAcceptor(t testing.TB, r *testrealm.Realm, extra acceptorOptions) *acceptor {
 	t.Helper()
+	return startAcceptorLogs(t, r, extra, nil)
+}
+
+// startAcceptorLogs is startAcceptor keeping only the log lines keep
+// selects (all when keep is nil).
+func startAcceptorLogs(t testing.TB, r *testrealm.Realm, extra acceptorOptions, keep func([]byte) bool) *acceptor {
+	t.Helper()
 	keys := map[string]string{
 		"listen":            `["127.0.0.1:0"]`,
 		"keytab":            strconv.Quote(r.ServiceKeytab),
@@ -172,6 +186,7 @@ func startAcceptor(t testing.TB, r *testrealm.Realm, extra acceptorOptions) *acc
 		t.Fatal(err)
 	}
 	a := &acceptor{t: t, logs: newLogLines(), done: make(chan struct{}), cfg: cfg}
+	a.logs.keep = keep
 	a.cmd = exec.Command(bin("gss-acceptor"), "-config", cfg)
 	a.cmd.Env = r.Env()
 	stderr, err := a.cmd.StderrPipe()
@@ -190,13 +205,12 @@ func startAcceptor(t testing.TB, r *testrealm.Realm, extra acceptorOptions) *acc
 	t.Cleanup(func() { a.stop() })
 	lines := a.logs.wait(t, 30*time.Second, 1, "listening", msgIs("listening"))
 	addr, _ := lines[0]["address"].(string)
-	host, port, err := net.SplitHostPort(addr)
+	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		t.Fatalf("bad listening address %q: %v", addr, err)
 	}
 	a.addr = addr
 	a.port, _ = strconv.Atoi(port)
-	_ = host
 	a.logs.wait(t, 30*time.Second, 1, "ready", msgIs("ready"))
 	return a
 }

@@ -8,18 +8,12 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -64,12 +58,12 @@ func TestSoak(t *testing.T) {
 	// clock_skew bounds how long the replay cache remembers each
 	// authenticator (ctime + skew): 20 s lets its memory reach its plateau
 	// early in the run, so that any growth after that is a leak.
-	a := startSoakAcceptor(t, r, acceptorOptions{
+	a := startAcceptorLogs(t, r, acceptorOptions{
 		"handshake_timeout": "2s",
 		"max_handshakes":    "64",
 		"clock_skew":        "20s",
 		"log_level":         "info",
-	})
+	}, soakLogLine)
 	tkt := goTicket(t, r)
 	ctx, cancel := context.WithTimeout(context.Background(), *soakFor)
 	defer cancel()
@@ -355,70 +349,12 @@ func soakBadFrame(addr string, tkt *client.Ticket) error {
 	return expectClosed(nc, ioTimeout)
 }
 
-// startSoakAcceptor is startAcceptor for long runs: it keeps only the log
-// lines the soak looks at (warnings, errors and the lifecycle lines),
-// because the per-session info lines of a long run would fill this test
-// process's memory.
-func startSoakAcceptor(t *testing.T, r *testrealm.Realm, extra acceptorOptions) *acceptor {
-	t.Helper()
-	keys := map[string]string{
-		"listen":           `["127.0.0.1:0"]`,
-		"keytab":           strconv.Quote(r.ServiceKeytab),
-		"workers":          "2",
-		"worker_path":      strconv.Quote(bin("gss-worker")),
-		"log_format":       "json",
-		"shutdown_timeout": "20s",
-	}
-	for k, v := range extra {
-		keys[k] = v
-	}
-	var b strings.Builder
-	for k, v := range keys {
-		fmt.Fprintf(&b, "%s: %s\n", k, v)
-	}
-	cfg := filepath.Join(t.TempDir(), "gss-acceptor.yaml")
-	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	a := &acceptor{t: t, logs: newLogLines(), done: make(chan struct{}), cfg: cfg}
-	a.cmd = exec.Command(bin("gss-acceptor"), "-config", cfg)
-	a.cmd.Env = r.Env()
-	stderr, err := a.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pr, pw := io.Pipe()
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Bytes()
-			quiet := bytes.Contains(line, []byte(`"level":"info"`)) || bytes.Contains(line, []byte(`"level":"debug"`))
-			lifecycle := bytes.Contains(line, []byte(`"msg":"listening"`)) || bytes.Contains(line, []byte(`"msg":"ready"`)) ||
-				bytes.Contains(line, []byte(`"msg":"worker ready"`))
-			if !quiet || lifecycle {
-				pw.Write(append(line, '\n'))
-			}
-		}
-		pw.Close()
-	}()
-	go func() {
-		a.logs.consume(pr)
-		a.cmd.Wait()
-		a.status = a.cmd.ProcessState
-		close(a.done)
-	}()
-	t.Cleanup(a.stop)
-	lines := a.logs.wait(t, 30*time.Second, 1, "listening", msgIs("listening"))
-	a.addr, _ = lines[0]["address"].(string)
-	_, port, err := net.SplitHostPort(a.addr)
-	if err != nil {
-		t.Fatalf("bad listening address %q: %v", a.addr, err)
-	}
-	a.port, _ = strconv.Atoi(port)
-	a.logs.wait(t, 30*time.Second, 1, "ready", msgIs("ready"))
-	return a
+// soakLogLine keeps the log lines the soak looks at (warnings, errors and
+// the lifecycle lines): the per-session info lines of a long run would
+// fill this test process's memory.
+func soakLogLine(line []byte) bool {
+	quiet := bytes.Contains(line, []byte(`"level":"info"`)) || bytes.Contains(line, []byte(`"level":"debug"`))
+	lifecycle := bytes.Contains(line, []byte(`"msg":"listening"`)) || bytes.Contains(line, []byte(`"msg":"ready"`)) ||
+		bytes.Contains(line, []byte(`"msg":"worker ready"`))
+	return !quiet || lifecycle
 }
