@@ -9,25 +9,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jcmturner/gokrb5/v8/iana/flags"
-	"github.com/jcmturner/gokrb5/v8/iana/nametype"
-	"github.com/jcmturner/gokrb5/v8/keytab"
-	"github.com/jcmturner/gokrb5/v8/messages"
-	"github.com/jcmturner/gokrb5/v8/types"
 	"go.uber.org/goleak"
 
 	"github.com/gss-acceptor/gss-acceptor/internal/gss"
+	"github.com/gss-acceptor/gss-acceptor/internal/gss/gsstest"
 	"github.com/gss-acceptor/gss-acceptor/internal/wire"
 )
 
 // TestMain fails the package if any test leaves a goroutine running: a
 // client that gives up (timeout, bad reply) must not strand one.
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-const (
-	testRealm   = "EXAMPLE.COM"
-	testService = "host/server.example.com"
-)
 
 // serverBehaviour says how the in-process gss-sample server misbehaves.
 type serverBehaviour int
@@ -40,39 +31,18 @@ const (
 	serveWrongFlag                 // answers a MIC request with a NOOP
 )
 
-// fixture is a keytab with a forged service ticket for alice.
-type fixture struct {
-	kt     *keytab.Keytab
-	ticket *Ticket
+// ticketOf returns the client's credentials in f: its ticket for f's
+// service and the session key.
+func ticketOf(f *gsstest.Fixture) *Ticket {
+	return &Ticket{CName: f.CName, CRealm: f.Realm, Ticket: f.Ticket, SessionKey: f.SessionKey}
 }
 
-func newFixture(t *testing.T, password string) *fixture {
+// serve runs one gss-sample server connection on a listener with the
+// service key of keys, behaving as b. It returns the address; the server
+// is gone when the test's cleanups have run.
+func serve(t *testing.T, keys *gsstest.Fixture, b serverBehaviour) string {
 	t.Helper()
-	now := time.Now().UTC().Truncate(time.Second)
-	kt := keytab.New()
-	if err := kt.AddEntry(testService, testRealm, password, now, 1, 18); err != nil {
-		t.Fatal(err)
-	}
-	sname := types.NewPrincipalName(nametype.KRB_NT_SRV_HST, testService)
-	cname := types.NewPrincipalName(nametype.KRB_NT_PRINCIPAL, "alice")
-	tf := types.NewKrbFlags()
-	types.SetFlag(&tf, flags.Initial)
-	tkt, key, err := messages.NewTicket(cname, testRealm, sname, testRealm, tf, kt, 18, 1, now, now, now.Add(time.Hour), now.Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fixture{kt: kt, ticket: &Ticket{CName: cname, CRealm: testRealm, Ticket: tkt, SessionKey: key}}
-}
-
-// serve runs one gss-sample server connection on a listener with keys
-// from kt, behaving as b. It returns the address; the server is gone when
-// the test's cleanups have run.
-func serve(t *testing.T, kt *keytab.Keytab, b serverBehaviour) string {
-	t.Helper()
-	acc, err := gss.NewAcceptor(gss.AcceptorConfig{Keytab: kt})
-	if err != nil {
-		t.Fatal(err)
-	}
+	acc := keys.Acceptor(t, gss.AcceptorConfig{})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +113,7 @@ func serve(t *testing.T, kt *keytab.Keytab, b serverBehaviour) string {
 
 // A good server: every option combination exchanges and closes cleanly.
 func TestExchange(t *testing.T) {
-	fx := newFixture(t, "client test password")
+	fx := gsstest.New(t, 18)
 	tests := []struct {
 		name  string
 		flags gss.Flags
@@ -158,8 +128,8 @@ func TestExchange(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr := serve(t, fx.kt, serveWell)
-			c, err := Dial(context.Background(), addr, fx.ticket, Options{Flags: tt.flags, Timeout: 5 * time.Second})
+			addr := serve(t, fx, serveWell)
+			c, err := Dial(context.Background(), addr, ticketOf(fx), Options{Flags: tt.flags, Timeout: 5 * time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -178,29 +148,29 @@ func TestExchange(t *testing.T) {
 // A misbehaving server makes the client fail with a clear error, within
 // its timeout, and leak nothing (TestMain checks goroutines).
 func TestServerFaults(t *testing.T) {
-	fx := newFixture(t, "client test password")
-	wrongKey := newFixture(t, "another password")
+	fx := gsstest.New(t, 18)
+	wrongKey := gsstest.New(t, 18) // the same service with another key
 	tests := []struct {
 		name      string
-		kt        *keytab.Keytab
+		keys      *gsstest.Fixture // the server's service key
 		b         serverBehaviour
 		dialErr   string // non-empty: Dial fails with this in its error
 		exchange  func(error) bool
 		exchWhat  string
 		maxWaited time.Duration
 	}{
-		{"server MIC over other bytes", fx.kt, serveWrongMIC, "", func(err error) bool { return errors.Is(err, ErrBadMIC) }, "ErrBadMIC", time.Second},
-		{"server silent", fx.kt, serveSilently, "", func(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }, "a deadline error", 3 * time.Second},
-		{"server hangs up", fx.kt, serveHangUp, "", func(err error) bool { return err != nil }, "an error", time.Second},
-		{"server answers NOOP to a MIC request", fx.kt, serveWrongFlag, "", func(err error) bool {
+		{"server MIC over other bytes", fx, serveWrongMIC, "", func(err error) bool { return errors.Is(err, ErrBadMIC) }, "ErrBadMIC", time.Second},
+		{"server silent", fx, serveSilently, "", func(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }, "a deadline error", 3 * time.Second},
+		{"server hangs up", fx, serveHangUp, "", func(err error) bool { return err != nil }, "an error", time.Second},
+		{"server answers NOOP to a MIC request", fx, serveWrongFlag, "", func(err error) bool {
 			return err != nil && strings.Contains(err.Error(), "want MIC")
 		}, "a flags error", time.Second},
-		{"service key mismatch: KRB-ERROR", wrongKey.kt, serveWell, "KRB_AP_ERR_MODIFIED", nil, "", time.Second},
+		{"service key mismatch: KRB-ERROR", wrongKey, serveWell, "KRB_AP_ERR_MODIFIED", nil, "", time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr := serve(t, tt.kt, tt.b)
-			c, err := Dial(context.Background(), addr, fx.ticket, Options{Flags: gss.FlagMutual | gss.FlagReplay, Timeout: time.Second})
+			addr := serve(t, tt.keys, tt.b)
+			c, err := Dial(context.Background(), addr, ticketOf(fx), Options{Flags: gss.FlagMutual | gss.FlagReplay, Timeout: time.Second})
 			if tt.dialErr != "" {
 				if err == nil || gss.KRBCodeOf(err) != 41 {
 					t.Fatalf("Dial: %v, want KRB-ERROR 41 (%s)", err, tt.dialErr)

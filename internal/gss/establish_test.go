@@ -467,9 +467,8 @@ func TestAcceptFailures(t *testing.T) {
 		{
 			name: "tampered authenticator",
 			token: func(t *testing.T) []byte {
-				tkt, sess := makeTicket(t, ticketSpec{svc: svc})
 				wrong := types.EncryptionKey{KeyType: 18, KeyValue: bytes.Repeat([]byte{9}, 32)}
-				return makeAPReqToken(t, apReqSpec{tkt: tkt, sess: sess, authKey: &wrong, auth: defaultAuth(t, sess, FlagMutual), mutual: true})
+				return alteredAPReq(t, svc, FlagMutual, func(s *apReqSpec) { s.authKey = &wrong })
 			},
 			major: StatusBadSig, code: errorcode.KRB_AP_ERR_BAD_INTEGRITY, errToken: true,
 			msg: "authenticator of alice@EXAMPLE.COM does not decrypt",
@@ -496,10 +495,7 @@ func TestAcceptFailures(t *testing.T) {
 		{
 			name: "non-AES subkey",
 			token: func(t *testing.T) []byte {
-				tkt, sess := makeTicket(t, ticketSpec{svc: svc})
-				auth := defaultAuth(t, sess, FlagMutual)
-				auth.SubKey = types.EncryptionKey{KeyType: 23, KeyValue: make([]byte, 16)}
-				return makeAPReqToken(t, apReqSpec{tkt: tkt, sess: sess, auth: auth, mutual: true})
+				return alteredAPReq(t, svc, FlagMutual, func(s *apReqSpec) { s.auth.SubKey = types.EncryptionKey{KeyType: 23, KeyValue: make([]byte, 16)} })
 			},
 			major: StatusUnavailable, code: errorcode.KDC_ERR_ETYPE_NOSUPP, errToken: true,
 			msg: "authenticator subkey has enctype 23",
@@ -507,10 +503,7 @@ func TestAcceptFailures(t *testing.T) {
 		{
 			name: "etype 20 subkey of 24 bytes",
 			token: func(t *testing.T) []byte {
-				tkt, sess := makeTicket(t, ticketSpec{svc: svc})
-				auth := defaultAuth(t, sess, FlagMutual)
-				auth.SubKey = types.EncryptionKey{KeyType: 20, KeyValue: make([]byte, 24)}
-				return makeAPReqToken(t, apReqSpec{tkt: tkt, sess: sess, auth: auth, mutual: true})
+				return alteredAPReq(t, svc, FlagMutual, func(s *apReqSpec) { s.auth.SubKey = types.EncryptionKey{KeyType: 20, KeyValue: make([]byte, 24)} })
 			},
 			major: StatusDefectiveToken, code: errorcode.KRB_ERR_GENERIC, errToken: true,
 			msg: "is 24 bytes, want 32",
@@ -518,10 +511,7 @@ func TestAcceptFailures(t *testing.T) {
 		{
 			name: "crealm mismatch",
 			token: func(t *testing.T) []byte {
-				tkt, sess := makeTicket(t, ticketSpec{svc: svc})
-				auth := defaultAuth(t, sess, FlagMutual)
-				auth.CRealm = "EVIL.ORG"
-				return makeAPReqToken(t, apReqSpec{tkt: tkt, sess: sess, auth: auth, mutual: true})
+				return alteredAPReq(t, svc, FlagMutual, func(s *apReqSpec) { s.auth.CRealm = "EVIL.ORG" })
 			},
 			major: StatusDefectiveCredential, code: errorcode.KRB_AP_ERR_BADMATCH, errToken: true,
 			msg: "authenticator names alice@EVIL.ORG but the ticket was issued to alice@EXAMPLE.COM",
@@ -529,20 +519,14 @@ func TestAcceptFailures(t *testing.T) {
 		{
 			name: "cname mismatch",
 			token: func(t *testing.T) []byte {
-				tkt, sess := makeTicket(t, ticketSpec{svc: svc})
-				auth := defaultAuth(t, sess, FlagMutual)
-				auth.CName.NameString = []string{"bob"}
-				return makeAPReqToken(t, apReqSpec{tkt: tkt, sess: sess, auth: auth, mutual: true})
+				return alteredAPReq(t, svc, FlagMutual, func(s *apReqSpec) { s.auth.CName.NameString = []string{"bob"} })
 			},
 			major: StatusDefectiveCredential, code: errorcode.KRB_AP_ERR_BADMATCH, errToken: true,
 		},
 		{
 			name: "no checksum",
 			token: func(t *testing.T) []byte {
-				tkt, sess := makeTicket(t, ticketSpec{svc: svc})
-				auth := defaultAuth(t, sess, 0)
-				auth.Cksum = types.Checksum{}
-				return makeAPReqToken(t, apReqSpec{tkt: tkt, sess: sess, auth: auth, mutual: true})
+				return alteredAPReq(t, svc, 0, func(s *apReqSpec) { s.auth.Cksum = types.Checksum{} })
 			},
 			major: StatusDefectiveToken, code: errorcode.KRB_AP_ERR_INAPP_CKSUM, errToken: true,
 			msg: "carries no checksum",
@@ -550,10 +534,10 @@ func TestAcceptFailures(t *testing.T) {
 		{
 			name: "ordinary checksum",
 			token: func(t *testing.T) []byte {
-				tkt, sess := makeTicket(t, ticketSpec{svc: svc})
-				auth := defaultAuth(t, sess, 0)
-				auth.Cksum = types.Checksum{CksumType: 16, Checksum: make([]byte, 12)}
-				return makeAPReqToken(t, apReqSpec{tkt: tkt, sess: sess, auth: auth})
+				return alteredAPReq(t, svc, 0, func(s *apReqSpec) {
+					s.auth.Cksum = types.Checksum{CksumType: 16, Checksum: make([]byte, 12)}
+					s.mutual = false
+				})
 			},
 			major: StatusDefectiveToken, code: errorcode.KRB_AP_ERR_INAPP_CKSUM, errToken: false,
 			msg: "checksum type 16",
@@ -561,18 +545,14 @@ func TestAcceptFailures(t *testing.T) {
 		{
 			name: "short checksum",
 			token: func(t *testing.T) []byte {
-				tkt, sess := makeTicket(t, ticketSpec{svc: svc})
-				auth := defaultAuth(t, sess, FlagMutual)
-				auth.Cksum.Checksum = auth.Cksum.Checksum[:23]
-				return makeAPReqToken(t, apReqSpec{tkt: tkt, sess: sess, auth: auth, mutual: true})
+				return alteredAPReq(t, svc, FlagMutual, func(s *apReqSpec) { s.auth.Cksum.Checksum = s.auth.Cksum.Checksum[:23] })
 			},
 			major: StatusBadBindings, code: errorcode.KRB_AP_ERR_INAPP_CKSUM, errToken: true,
 		},
 		{
 			name: "DCE style",
 			token: func(t *testing.T) []byte {
-				tkt, sess := makeTicket(t, ticketSpec{svc: svc})
-				return makeAPReqToken(t, apReqSpec{tkt: tkt, sess: sess, auth: defaultAuth(t, sess, FlagMutual|FlagDCEStyle), mutual: true})
+				return alteredAPReq(t, svc, FlagMutual|FlagDCEStyle, nil)
 			},
 			major: StatusUnavailable, code: errorcode.KDC_ERR_BADOPTION, errToken: true,
 			msg: "DCE-style",
@@ -580,33 +560,28 @@ func TestAcceptFailures(t *testing.T) {
 		{
 			name: "user to user",
 			token: func(t *testing.T) []byte {
-				tkt, sess := makeTicket(t, ticketSpec{svc: svc})
-				return makeAPReqToken(t, apReqSpec{tkt: tkt, sess: sess, auth: defaultAuth(t, sess, FlagMutual), mutual: true,
-					apOptions: []int{flags.APOptionUseSessionKey}})
+				return alteredAPReq(t, svc, FlagMutual, func(s *apReqSpec) { s.apOptions = []int{flags.APOptionUseSessionKey} })
 			},
 			major: StatusUnavailable, code: errorcode.KDC_ERR_BADOPTION, errToken: true,
 		},
 		{
 			name: "wrong TOK_ID",
 			token: func(t *testing.T) []byte {
-				tkt, sess := makeTicket(t, ticketSpec{svc: svc})
-				return makeAPReqToken(t, apReqSpec{tkt: tkt, sess: sess, auth: defaultAuth(t, sess, FlagMutual), mutual: true, tokID: tokIDAPRep})
+				return alteredAPReq(t, svc, FlagMutual, func(s *apReqSpec) { s.tokID = tokIDAPRep })
 			},
 			major: StatusDefectiveToken, code: errorcode.KRB_AP_ERR_MSG_TYPE,
 		},
 		{
 			name: "pvno 4",
 			token: func(t *testing.T) []byte {
-				tkt, sess := makeTicket(t, ticketSpec{svc: svc})
-				return makeAPReqToken(t, apReqSpec{tkt: tkt, sess: sess, auth: defaultAuth(t, sess, FlagMutual), mutual: true, pvno: 4})
+				return alteredAPReq(t, svc, FlagMutual, func(s *apReqSpec) { s.pvno = 4 })
 			},
 			major: StatusDefectiveToken, code: errorcode.KRB_AP_ERR_BADVERSION,
 		},
 		{
 			name: "other mechanism",
 			token: func(t *testing.T) []byte {
-				tkt, sess := makeTicket(t, ticketSpec{svc: svc})
-				return makeAPReqToken(t, apReqSpec{tkt: tkt, sess: sess, auth: defaultAuth(t, sess, FlagMutual), mutual: true, mech: []byte{0x2b, 0x06, 0x01, 0x05, 0x02, 0x05}}) // IAKERB, 1.3.6.1.5.2.5
+				return alteredAPReq(t, svc, FlagMutual, func(s *apReqSpec) { s.mech = []byte{0x2b, 0x06, 0x01, 0x05, 0x02, 0x05} }) // IAKERB, 1.3.6.1.5.2.5
 			},
 			major: StatusBadMech, code: errorcode.KRB_ERR_GENERIC,
 		},
@@ -690,6 +665,19 @@ func TestAcceptFailures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// alteredAPReq returns the AP-REQ token of a fresh ticket for svc with a
+// valid authenticator for flags f, mutual authentication required, after
+// alter (if not nil) has broken what a case is about.
+func alteredAPReq(t testing.TB, svc *svcKey, f Flags, alter func(*apReqSpec)) []byte {
+	t.Helper()
+	tkt, sess := makeTicket(t, ticketSpec{svc: svc})
+	s := apReqSpec{tkt: tkt, sess: sess, auth: defaultAuth(t, sess, f), mutual: true}
+	if alter != nil {
+		alter(&s)
+	}
+	return makeAPReqToken(t, s)
 }
 
 func mustInitialToken(t testing.TB, in *Initiator) []byte {

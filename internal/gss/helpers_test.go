@@ -6,10 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jcmturner/gofork/encoding/asn1"
-	"github.com/jcmturner/gokrb5/v8/asn1tools"
 	"github.com/jcmturner/gokrb5/v8/iana"
-	"github.com/jcmturner/gokrb5/v8/iana/asnAppTag"
 	"github.com/jcmturner/gokrb5/v8/iana/flags"
 	"github.com/jcmturner/gokrb5/v8/iana/keyusage"
 	"github.com/jcmturner/gokrb5/v8/iana/msgtype"
@@ -18,6 +15,7 @@ import (
 	"github.com/jcmturner/gokrb5/v8/messages"
 	"github.com/jcmturner/gokrb5/v8/types"
 
+	"github.com/gss-acceptor/gss-acceptor/internal/gss/gsstest/forge"
 	"github.com/gss-acceptor/gss-acceptor/internal/krb5crypto"
 )
 
@@ -86,9 +84,8 @@ type ticketSpec struct {
 	noKVNO     bool
 }
 
-// makeTicket forges a ticket as a KDC would: an EncTicketPart encrypted in
-// the service key with key usage 2 (messages.NewTicket is avoided: it makes
-// 24-byte etype 20 keys).
+// makeTicket forges a ticket as a KDC would, with forge.Ticket (an
+// EncTicketPart encrypted in the service key with key usage 2).
 func makeTicket(t testing.TB, s ticketSpec) (messages.Ticket, types.EncryptionKey) {
 	t.Helper()
 	if s.sname == "" {
@@ -138,33 +135,21 @@ func makeTicket(t testing.TB, s ticketSpec) (messages.Ticket, types.EncryptionKe
 		StartTime: s.start.UTC().Truncate(time.Second),
 		EndTime:   s.end.UTC().Truncate(time.Second),
 	}
-	plain, err := asn1.Marshal(etp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plain = asn1tools.AddASNAppTag(plain, asnAppTag.EncTicketPart)
-	var ct []byte
-	if krb5crypto.Supported(s.svc.etype) {
-		u, err := krb5crypto.DeriveUsage(s.svc.etype, s.svc.key, keyusage.KDC_REP_TICKET)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ct, err = u.Encrypt(nil, nil, plain); err != nil {
-			t.Fatal(err)
-		}
-	} else {
-		ct = append([]byte("not-really-encrypted"), plain...)
+	key := types.EncryptionKey{KeyType: s.svc.etype, KeyValue: s.svc.key}
+	if !krb5crypto.Supported(key.KeyType) {
+		// The acceptor refuses a non-AES ticket before it decrypts it: any
+		// ciphertext does, under the claimed enctype set below.
+		key = types.EncryptionKey{KeyType: 18, KeyValue: make([]byte, 32)}
 	}
 	kvno := int(s.svc.kvno)
 	if s.noKVNO {
 		kvno = 0
 	}
-	tkt := messages.Ticket{
-		TktVNO:  iana.PVNO,
-		Realm:   s.srealm,
-		SName:   types.NewPrincipalName(nametype.KRB_NT_SRV_INST, s.sname),
-		EncPart: types.EncryptedData{EType: s.encEtype, KVNO: kvno, Cipher: ct},
+	tkt, err := forge.Ticket(key, kvno, s.srealm, types.NewPrincipalName(nametype.KRB_NT_SRV_INST, s.sname), etp)
+	if err != nil {
+		t.Fatal(err)
 	}
+	tkt.EncPart.EType = s.encEtype
 	return tkt, sess
 }
 
@@ -299,42 +284,11 @@ func makeKRBCred(t testing.TB, tkt messages.Ticket, credKey types.EncryptionKey,
 		SRealm: tkt.Realm,
 		SName:  tkt.SName,
 	}}}
-	plain, err := asn1.Marshal(part)
+	cred, err := forge.KRBCred(tkt, part, encKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain = asn1tools.AddASNAppTag(plain, asnAppTag.EncKrbCredPart)
-	enc := types.EncryptedData{EType: 0, Cipher: plain}
-	if encKey != nil {
-		u, err := krb5crypto.DeriveUsage(encKey.KeyType, encKey.KeyValue, keyusage.KRB_CRED_ENCPART)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ct, err := u.Encrypt(nil, nil, plain)
-		if err != nil {
-			t.Fatal(err)
-		}
-		enc = types.EncryptedData{EType: encKey.KeyType, Cipher: ct}
-	}
-	tb, err := tkt.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	seq, err := asn1.Marshal(asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSequence, IsCompound: true, Bytes: tb})
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := asn1.Marshal(krbCredDER{
-		PVNO:    iana.PVNO,
-		MsgType: msgtype.KRB_CRED,
-		// The [2] tag is part of the raw value, as gokrb5 encodes it.
-		Tickets: asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 2, IsCompound: true, Bytes: seq},
-		EncPart: enc,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return asn1tools.AddASNAppTag(der, asnAppTag.KRBCred)
+	return cred
 }
 
 // wantErr checks that err is a *Error with the given major status and

@@ -486,30 +486,36 @@ func TestRecvRejects(t *testing.T) {
 		{"too many fds for the control buffer", handoff, recvFDRoom + 3, ErrTruncated},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			raw, c := rawPair(t)
-			fds := openN(t, tt.nfds)
-			base := countFDs(t)
-			sendRaw(t, raw, tt.bytes(t), fds...)
-			m, err := c.Recv()
-			if !errors.Is(err, tt.want) {
-				t.Fatalf("Recv = %v, %v; want %v", m, err, tt.want)
-			}
-			if m != nil {
-				t.Fatalf("message %v returned with error", m)
-			}
-			if !strings.HasPrefix(err.Error(), "handoff: ") {
-				t.Errorf("error %q lacks the package prefix", err)
-			}
-			if n := countFDs(t); n != base {
-				t.Fatalf("descriptor count %d after a rejected message, %d before", n, base)
-			}
-			// The channel stays usable for the next, valid message.
-			sendRaw(t, raw, enc(t, &Bye{Reason: 1}))
-			if m, err := c.Recv(); err != nil || m.(*Bye).Reason != 1 {
-				t.Fatalf("next message: %v, %v", m, err)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { wantRejected(t, tt.bytes(t), tt.nfds, tt.want) })
+	}
+}
+
+// wantRejected sends b with n fresh descriptors through a new channel and
+// checks that Recv refuses it with want, returns no message and closes
+// every descriptor that came with it, and that the channel stays usable
+// for the next, valid message.
+func wantRejected(t *testing.T, b []byte, n int, want error) {
+	t.Helper()
+	raw, c := rawPair(t)
+	fds := openN(t, n)
+	base := countFDs(t)
+	sendRaw(t, raw, b, fds...)
+	m, err := c.Recv()
+	if !errors.Is(err, want) {
+		t.Fatalf("Recv = %v, %v; want %v", m, err, want)
+	}
+	if m != nil {
+		t.Fatalf("message %v returned with error", m)
+	}
+	if !strings.HasPrefix(err.Error(), "handoff: ") {
+		t.Errorf("error %q lacks the package prefix", err)
+	}
+	if n := countFDs(t); n != base {
+		t.Fatalf("%d descriptors open after a rejected message, %d before: a received descriptor leaked", n, base)
+	}
+	sendRaw(t, raw, enc(t, &Bye{Reason: 1}))
+	if m, err := c.Recv(); err != nil || m.(*Bye).Reason != 1 {
+		t.Fatalf("next message: %v, %v", m, err)
 	}
 }
 

@@ -38,23 +38,8 @@ type session struct {
 
 func newSession(t *testing.T, k *kerberos, seal *gss.SealKey) *session {
 	t.Helper()
-	init, err := gss.NewInitiator(k.cname, testRealm, k.tkt, k.key, gss.InitiatorConfig{Flags: gss.FlagReplay | gss.FlagSequence})
-	if err != nil {
-		t.Fatal(err)
-	}
-	apreq, err := init.InitialToken()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, _, err := k.acceptor.Accept(apreq)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cctx, sctx := k.Establish(t, k.acceptor, gss.FlagReplay|gss.FlagSequence)
 	token, err := sctx.Export(seal)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cctx, err := init.Context()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +49,7 @@ func newSession(t *testing.T, k *kerberos, seal *gss.SealKey) *session {
 	}
 	s := &session{token: token, server: os.NewFile(uintptr(fds[0]), "server"), client: os.NewFile(uintptr(fds[1]), "client"), ctx: cctx}
 	s.r = wire.NewReader(s.client, 4096)
-	t.Cleanup(func() { s.server.Close(); s.client.Close(); cctx.Delete() })
+	t.Cleanup(func() { s.server.Close(); s.client.Close() })
 	return s
 }
 

@@ -11,11 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jcmturner/gokrb5/v8/iana/flags"
-	"github.com/jcmturner/gokrb5/v8/iana/nametype"
-	"github.com/jcmturner/gokrb5/v8/keytab"
-	"github.com/jcmturner/gokrb5/v8/messages"
-	"github.com/jcmturner/gokrb5/v8/types"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -23,57 +18,35 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gss-acceptor/gss-acceptor/internal/gss"
+	"github.com/gss-acceptor/gss-acceptor/internal/gss/gsstest"
 	"github.com/gss-acceptor/gss-acceptor/internal/wire"
 )
 
-const (
-	testRealm   = "EXAMPLE.COM"
-	testService = "host/server.example.com"
-)
-
-// kerberos is an in-memory service: a keytab, an acceptor for it, and a
-// forged service ticket from which any number of AP-REQs can be made.
+// kerberos is a service in an in-memory realm and its acceptor, which
+// keeps a replay cache as the daemon's does. Its ticket makes any number
+// of AP-REQs.
 type kerberos struct {
+	*gsstest.Fixture
 	acceptor *gss.Acceptor
-	cname    types.PrincipalName
-	tkt      messages.Ticket
-	key      types.EncryptionKey
 }
 
 func newKerberos(t *testing.T) *kerberos {
 	t.Helper()
-	now := time.Now().UTC().Truncate(time.Second)
-	kt := keytab.New()
-	if err := kt.AddEntry(testService, testRealm, "listener test password", now, 1, 18); err != nil {
-		t.Fatal(err)
-	}
-	sname := types.NewPrincipalName(nametype.KRB_NT_SRV_HST, testService)
-	cname := types.NewPrincipalName(nametype.KRB_NT_PRINCIPAL, "alice")
-	tf := types.NewKrbFlags()
-	types.SetFlag(&tf, flags.Initial)
-	tkt, key, err := messages.NewTicket(cname, testRealm, sname, testRealm, tf, kt, 18, 1, now, now, now.Add(time.Hour), now.Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	acc, err := gss.NewAcceptor(gss.AcceptorConfig{Keytab: kt, ReplayCache: gss.NewReplayCache(1000)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &kerberos{acceptor: acc, cname: cname, tkt: tkt, key: key}
+	f := gsstest.New(t, 18)
+	return &kerberos{f, f.Acceptor(t, gss.AcceptorConfig{ReplayCache: gss.NewReplayCache(1000)})}
 }
 
 // apreq returns a fresh initial context token (mutual authentication).
 func (k *kerberos) apreq(t *testing.T) []byte {
 	t.Helper()
-	init, err := gss.NewInitiator(k.cname, testRealm, k.tkt, k.key, gss.InitiatorConfig{Flags: gss.FlagMutual | gss.FlagReplay})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := init.InitialToken()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return k.InitialToken(t, gss.FlagMutual|gss.FlagReplay)
+}
+
+// handshake returns what a client sends to establish a context: the
+// opening NOOP with CONTEXT_NEXT, then a fresh AP-REQ in a CONTEXT frame.
+func (k *kerberos) handshake(t *testing.T) []byte {
+	t.Helper()
+	return wire.AppendFrame(wire.AppendFrame(nil, wire.FlagNoop|wire.FlagContextNext, nil), wire.FlagContext, k.apreq(t))
 }
 
 // recordingDispatcher takes every handoff at once and records it. While
@@ -181,6 +154,18 @@ func startServer(t *testing.T, k *kerberos, cfg Config, ln net.Listener) *testSe
 	return ts
 }
 
+// dial connects to the server; the connection is closed when the test
+// ends.
+func (ts *testServer) dial(t *testing.T) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 func (ts *testServer) outcome(t *testing.T) Outcome {
 	t.Helper()
 	select {
@@ -189,6 +174,19 @@ func (ts *testServer) outcome(t *testing.T) Outcome {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no outcome")
 		return Outcome{}
+	}
+}
+
+// waitHandshaking waits up to 5 s for the server to count n connections
+// in their handshake, and reports whether it did.
+func (ts *testServer) waitHandshaking(n int) bool {
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, _, _, hs := ts.s.Stats(); hs == n {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
 	}
 }
 
@@ -242,11 +240,7 @@ func TestServerHandshakeOutcomes(t *testing.T) {
 				send = last // replay the previous case's bytes
 			}
 			last = send
-			c, err := net.Dial("tcp", ts.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c := ts.dial(t)
 			c.Write(send)
 			if tt.halfClose {
 				c.(*net.TCPConn).CloseWrite()
@@ -274,11 +268,7 @@ func TestServerHandshakeOutcomes(t *testing.T) {
 		})
 	}
 	// The last handshake's slot is released just after its outcome.
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if _, _, _, hs := ts.s.Stats(); hs == 0 {
-			break
-		}
-	}
+	ts.waitHandshaking(0)
 	if acc, est, failed, hs := ts.s.Stats(); acc != uint64(len(tests)) || est != 1 || failed != uint64(len(tests)-1) || hs != 0 {
 		t.Errorf("Stats %d accepted, %d established, %d failed, %d handshaking", acc, est, failed, hs)
 	}
@@ -292,26 +282,13 @@ func TestServerHandshakeLimit(t *testing.T) {
 	ts := startServer(t, k, Config{MaxHandshakes: 2, HandshakeTimeout: 10 * time.Second}, nil)
 	var holders []net.Conn
 	for range 2 {
-		c, err := net.Dial("tcp", ts.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		holders = append(holders, c)
+		holders = append(holders, ts.dial(t))
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, _, _, hs := ts.s.Stats(); hs == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the two silent connections never took the handshake slots")
-		}
+	if !ts.waitHandshaking(2) {
+		t.Fatal("the two silent connections never took the handshake slots")
 	}
 	for i := range 5 {
-		c, err := net.Dial("tcp", ts.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := ts.dial(t)
 		start := time.Now()
 		readUntilClosed(t, c, 2*time.Second)
 		c.Close()
@@ -330,12 +307,8 @@ func TestServerHandshakeLimit(t *testing.T) {
 	if o := ts.outcome(t); o.Result != "client_closed" {
 		t.Errorf("holder outcome %q", o.Result)
 	}
-	c, err := net.Dial("tcp", ts.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.Write(wire.AppendFrame(wire.AppendFrame(nil, wire.FlagNoop|wire.FlagContextNext, nil), wire.FlagContext, k.apreq(t)))
+	c := ts.dial(t)
+	c.Write(k.handshake(t))
 	if o := ts.outcome(t); o.Result != "ok" {
 		t.Errorf("outcome %q after a slot freed, want ok", o.Result)
 	}
@@ -375,12 +348,8 @@ func TestServerAcceptBackoff(t *testing.T) {
 		&net.OpError{Op: "accept", Err: syscall.ECONNABORTED},
 	}}
 	ts := startServer(t, k, Config{}, ln)
-	c, err := net.Dial("tcp", ts.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.Write(wire.AppendFrame(wire.AppendFrame(nil, wire.FlagNoop|wire.FlagContextNext, nil), wire.FlagContext, k.apreq(t)))
+	c := ts.dial(t)
+	c.Write(k.handshake(t))
 	if o := ts.outcome(t); o.Result != "ok" {
 		t.Fatalf("outcome %q after the errors, want ok", o.Result)
 	}
@@ -403,12 +372,8 @@ func TestServerBackpressure(t *testing.T) {
 	k := newKerberos(t)
 	ts := startServer(t, k, Config{}, nil)
 	hello := func() net.Conn {
-		c, err := net.Dial("tcp", ts.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		c.Write(wire.AppendFrame(wire.AppendFrame(nil, wire.FlagNoop|wire.FlagContextNext, nil), wire.FlagContext, k.apreq(t)))
+		c := ts.dial(t)
+		c.Write(k.handshake(t))
 		return c
 	}
 	accepted := func() uint64 { acc, _, _, _ := ts.s.Stats(); return acc }
@@ -448,18 +413,9 @@ func TestServerShutdown(t *testing.T) {
 	checkLeaks(t)
 	k := newKerberos(t)
 	ts := startServer(t, k, Config{HandshakeTimeout: time.Minute}, nil)
-	c, err := net.Dial("tcp", ts.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, _, _, hs := ts.s.Stats(); hs == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("handshake did not start")
-		}
+	c := ts.dial(t)
+	if !ts.waitHandshaking(1) {
+		t.Fatal("handshake did not start")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()

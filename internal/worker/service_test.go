@@ -9,29 +9,19 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jcmturner/gofork/encoding/asn1"
-	"github.com/jcmturner/gokrb5/v8/asn1tools"
-	"github.com/jcmturner/gokrb5/v8/iana/asnAppTag"
-	"github.com/jcmturner/gokrb5/v8/iana/msgtype"
 	"github.com/jcmturner/gokrb5/v8/iana/nametype"
 	"github.com/jcmturner/gokrb5/v8/messages"
 	"github.com/jcmturner/gokrb5/v8/types"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/gss-acceptor/gss-acceptor/internal/gss/gsstest/forge"
 )
 
-// krbCredDER mirrors KRB-CRED (RFC 4120 §5.8.1) with raw tickets, the way
-// the acceptor re-encodes a delegated credential.
-type krbCredDER struct {
-	PVNO    int                 `asn1:"explicit,tag:0"`
-	MsgType int                 `asn1:"explicit,tag:1"`
-	Tickets asn1.RawValue       `asn1:"explicit,tag:2"`
-	EncPart types.EncryptedData `asn1:"explicit,tag:3"`
-}
-
-// testCred builds a delegated KRB-CRED for pname@prealm whose enc-part is
-// in the clear (etype 0) unless etype says otherwise; infos ticket infos.
+// testCred builds a delegated KRB-CRED for pname@prealm with infos ticket
+// infos, whose enc-part is in the clear for etype 0 and else encrypted in a
+// key of etype.
 func testCred(t *testing.T, pname, prealm string, etype int32, infos int) []byte {
 	t.Helper()
 	sname := types.NewPrincipalName(nametype.KRB_NT_SRV_INST, "krbtgt/EXAMPLE.COM")
@@ -47,29 +37,15 @@ func testCred(t *testing.T, pname, prealm string, etype int32, infos int) []byte
 			SName:  sname,
 		})
 	}
-	plain, err := asn1.Marshal(part)
+	var key *types.EncryptionKey
+	if etype != 0 {
+		key = &types.EncryptionKey{KeyType: etype, KeyValue: bytes.Repeat([]byte{0x17}, 32)}
+	}
+	cred, err := forge.KRBCred(tkt, part, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain = asn1tools.AddASNAppTag(plain, asnAppTag.EncKrbCredPart)
-	tb, err := tkt.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	seq, err := asn1.Marshal(asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSequence, IsCompound: true, Bytes: tb})
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := asn1.Marshal(krbCredDER{
-		PVNO:    5,
-		MsgType: msgtype.KRB_CRED,
-		Tickets: asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 2, IsCompound: true, Bytes: seq},
-		EncPart: types.EncryptedData{EType: etype, Cipher: plain},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return asn1tools.AddASNAppTag(der, asnAppTag.KRBCred)
+	return cred
 }
 
 func TestDelegatedClient(t *testing.T) {

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
-	"golang.org/x/sys/unix"
 
 	"github.com/gss-acceptor/gss-acceptor/internal/gss"
 	"github.com/gss-acceptor/gss-acceptor/internal/handoff"
@@ -34,20 +33,7 @@ type runningWorker struct {
 // READY.
 func startWorker(t *testing.T, maxMessage uint32) *runningWorker {
 	t.Helper()
-	parent, child, err := handoff.Pair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { parent.Close() })
-	dup, err := unix.Dup(int(child.Fd()))
-	child.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch, err := handoff.FromFD(uintptr(dup))
-	if err != nil {
-		t.Fatal(err)
-	}
+	parent, ch := newChannel(t)
 	seal, err := gss.GenerateSealKey(7)
 	if err != nil {
 		t.Fatal(err)
@@ -64,14 +50,7 @@ func startWorker(t *testing.T, maxMessage uint32) *runningWorker {
 			t.Error("worker did not stop")
 		}
 	})
-	hello := &handoff.Hello{KeyID: seal.ID(), MaxMessageBytes: maxMessage}
-	copy(hello.Key[:], seal.AppendKey(nil))
-	if err := parent.Send(hello); err != nil {
-		t.Fatal(err)
-	}
-	if m, err := parent.Recv(); err != nil || m.Type() != handoff.TypeReady {
-		t.Fatalf("want READY, got %v, %v", m, err)
-	}
+	sendHello(t, parent, seal, maxMessage)
 	return rw
 }
 
@@ -296,20 +275,7 @@ func TestBadHello(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			parent, child, err := handoff.Pair()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer parent.Close()
-			dup, err := unix.Dup(int(child.Fd()))
-			child.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			ch, err := handoff.FromFD(uintptr(dup))
-			if err != nil {
-				t.Fatal(err)
-			}
+			parent, ch := newChannel(t)
 			done := make(chan error, 1)
 			go func() { done <- New(Config{Channel: ch}).Run(context.Background()) }()
 			if err := parent.Send(tt.send); err != nil {
