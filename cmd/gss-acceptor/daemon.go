@@ -278,7 +278,11 @@ func (d *daemonState) listen(cfg *config.Config) ([]net.Listener, error) {
 		return out, nil
 	}
 	for _, addr := range cfg.Listen {
-		ln, err := net.Listen("tcp", addr)
+		// No TCP keep-alive probes: idle_timeout already ends a session
+		// whose client went silent, and enabling them costs four
+		// setsockopt calls on every accepted connection.
+		lc := net.ListenConfig{KeepAlive: -1}
+		ln, err := lc.Listen(context.Background(), "tcp", addr)
 		if err != nil {
 			for _, l := range out {
 				l.Close()
@@ -524,7 +528,7 @@ func helloLimits(cfg *config.Config) handoff.Hello {
 // NOTIFY_SOCKET or LISTEN_* (only the acceptor talks to systemd).
 func workerEnv() []string {
 	env := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
-	for _, k := range []string{"TZ", "GOMAXPROCS", "GODEBUG", "GOTRACEBACK"} {
+	for _, k := range []string{"TZ", "GOMAXPROCS", "GOGC", "GOMEMLIMIT", "GODEBUG", "GOTRACEBACK"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
 		}

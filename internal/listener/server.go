@@ -25,8 +25,12 @@ const (
 	DefaultMaxHandshakes    = 256
 	DefaultMaxTokenSize     = 64 << 10
 	// readBufferSize bounds what the handshake reads ahead of the context
-	// token; whatever it read past the token travels with the handoff.
-	readBufferSize = 16 << 10
+	// token; whatever it read past the token travels with the handoff. An
+	// AP-REQ is about 1 KiB (larger tokens are read straight into their
+	// body), so 4 KiB takes the opener, the token and a -nomutual client's
+	// first message in one read without zeroing a large buffer per
+	// connection.
+	readBufferSize = 4 << 10
 )
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
