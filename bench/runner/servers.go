@@ -180,22 +180,7 @@ shutdown_timeout: 5s
 			ready <- errors.New("runner: gss-acceptor exited during startup")
 		}
 	}()
-	go func() {
-		cmd.Wait()
-		logFile.Close()
-		close(s.done)
-	}()
-	select {
-	case err := <-ready:
-		if err != nil {
-			s.stop()
-			return nil, err
-		}
-	case <-time.After(startTimeout):
-		s.stop()
-		return nil, fmt.Errorf("runner: gss-acceptor not ready after %v", startTimeout)
-	}
-	return s, nil
+	return s.awaitReady(cmd, logFile, ready, "gss-acceptor")
 }
 
 // startMIT runs MIT's gss-server on a free port: with KRB5RCACHETYPE=none
@@ -263,9 +248,16 @@ func tryStartMIT(realm *testrealm.Realm, dir, name, title string, noRcache bool)
 		}
 		ready <- fmt.Errorf("runner: gss-server exited during startup: %s", strings.Join(tail, "; "))
 	}()
+	return s.awaitReady(cmd, out, ready, "gss-server")
+}
+
+// awaitReady reaps cmd in the background (closing its log file when it
+// exits) and waits for the startup verdict on ready, stopping the server
+// when it fails or does not become ready within startTimeout.
+func (s *server) awaitReady(cmd *exec.Cmd, log io.Closer, ready <-chan error, name string) (*server, error) {
 	go func() {
 		cmd.Wait()
-		out.Close()
+		log.Close()
 		close(s.done)
 	}()
 	select {
@@ -276,7 +268,7 @@ func tryStartMIT(realm *testrealm.Realm, dir, name, title string, noRcache bool)
 		}
 	case <-time.After(startTimeout):
 		s.stop()
-		return nil, fmt.Errorf("runner: gss-server not ready after %v", startTimeout)
+		return nil, fmt.Errorf("runner: %s not ready after %v", name, startTimeout)
 	}
 	return s, nil
 }
