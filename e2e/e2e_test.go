@@ -364,11 +364,7 @@ func TestBadInput(t *testing.T) {
 	tkt := goTicket(t, r)
 
 	// A real AP-REQ, recorded from an exchange, replayed afterwards.
-	init, err := gss.NewInitiator(tkt.CName, tkt.CRealm, tkt.Ticket, tkt.SessionKey, gss.InitiatorConfig{Flags: gss.FlagMutual | gss.FlagReplay})
-	if err != nil {
-		t.Fatal(err)
-	}
-	apreq, err := init.InitialToken()
+	_, apreq, err := tkt.InitialToken(gss.InitiatorConfig{Flags: gss.FlagMutual | gss.FlagReplay})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -237,11 +237,7 @@ func faultHandshakeFrames(t *testing.T, ft *faultTally) {
 	r := testrealm.Shared(t)
 	a := startAcceptor(t, r, acceptorOptions{"handshake_timeout": "2s", "max_token_size": "16KiB"})
 	tkt := goTicket(t, r)
-	init, err := gss.NewInitiator(tkt.CName, tkt.CRealm, tkt.Ticket, tkt.SessionKey, gss.InitiatorConfig{Flags: gss.FlagMutual | gss.FlagReplay})
-	if err != nil {
-		t.Fatal(err)
-	}
-	apreq, err := init.InitialToken()
+	_, apreq, err := tkt.InitialToken(gss.InitiatorConfig{Flags: gss.FlagMutual | gss.FlagReplay})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -403,11 +399,7 @@ func faultReplays(t *testing.T, ft *faultTally) {
 
 	t.Run("replayed AP-REQ", func(t *testing.T) {
 		ft.scenario()
-		init, err := gss.NewInitiator(tkt.CName, tkt.CRealm, tkt.Ticket, tkt.SessionKey, gss.InitiatorConfig{Flags: gss.FlagMutual | gss.FlagReplay})
-		if err != nil {
-			t.Fatal(err)
-		}
-		apreq, err := init.InitialToken()
+		init, apreq, err := tkt.InitialToken(gss.InitiatorConfig{Flags: gss.FlagMutual | gss.FlagReplay})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1156,12 +1156,8 @@ func TestTroubleshootingErrors(t *testing.T) {
 // rawHandshake opens a session with an AP-REQ whose authenticator time is
 // off by skew, and reports whether the acceptor answered with an AP-REP.
 func rawHandshake(addr string, tkt *client.Ticket, skew time.Duration) error {
-	init, err := gss.NewInitiator(tkt.CName, tkt.CRealm, tkt.Ticket, tkt.SessionKey, gss.InitiatorConfig{
+	init, tok, err := tkt.InitialToken(gss.InitiatorConfig{
 		Flags: gss.FlagMutual, Now: func() time.Time { return time.Now().Add(skew) }})
-	if err != nil {
-		return err
-	}
-	tok, err := init.InitialToken()
 	if err != nil {
 		return err
 	}

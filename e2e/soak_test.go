@@ -295,11 +295,7 @@ func soakSlowloris(ctx context.Context, addr string, n int, d time.Duration) {
 // soakReplay sends one AP-REQ twice: the first establishes a session, the
 // second must get KRB-ERROR 34.
 func soakReplay(addr string, tkt *client.Ticket) error {
-	init, err := gss.NewInitiator(tkt.CName, tkt.CRealm, tkt.Ticket, tkt.SessionKey, gss.InitiatorConfig{Flags: gss.FlagMutual | gss.FlagReplay})
-	if err != nil {
-		return err
-	}
-	apreq, err := init.InitialToken()
+	_, apreq, err := tkt.InitialToken(gss.InitiatorConfig{Flags: gss.FlagMutual | gss.FlagReplay})
 	if err != nil {
 		return err
 	}

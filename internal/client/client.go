@@ -116,6 +116,21 @@ func (c *Credentials) ServiceTicket(service string) (*Ticket, error) {
 	}, nil
 }
 
+// InitialToken makes a fresh initiator for t (new subkey, sequence number
+// and authenticator time, as every real connection has) and returns it
+// with its first context token.
+func (t *Ticket) InitialToken(cfg gss.InitiatorConfig) (*gss.Initiator, []byte, error) {
+	init, err := gss.NewInitiator(t.CName, t.CRealm, t.Ticket, t.SessionKey, cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("client: %w", err)
+	}
+	tok, err := init.InitialToken()
+	if err != nil {
+		return nil, nil, fmt.Errorf("client: %w", err)
+	}
+	return init, tok, nil
+}
+
 // ServicePrincipal turns a host-based service name "service@host" into
 // the principal "service/host"; other forms pass through.
 func ServicePrincipal(service string) string {
@@ -167,13 +182,9 @@ func Establish(nc net.Conn, t *Ticket, o Options) (*Conn, error) {
 		tc.SetNoDelay(true)
 	}
 	c := &Conn{conn: nc, r: wire.NewReader(nc, readBufferSize), timeout: o.Timeout}
-	init, err := gss.NewInitiator(t.CName, t.CRealm, t.Ticket, t.SessionKey, gss.InitiatorConfig{Flags: o.Flags})
+	init, tok, err := t.InitialToken(gss.InitiatorConfig{Flags: o.Flags})
 	if err != nil {
-		return nil, fmt.Errorf("client: %w", err)
-	}
-	tok, err := init.InitialToken()
-	if err != nil {
-		return nil, fmt.Errorf("client: %w", err)
+		return nil, err
 	}
 	// The opener and the first context token go out together: one write.
 	out := wire.AppendFrame(nil, wire.FlagNoop|wire.FlagContextNext, nil)
