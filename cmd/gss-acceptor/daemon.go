@@ -273,26 +273,36 @@ func (d *daemonState) listen(cfg *config.Config) ([]net.Listener, error) {
 			out = append(out, ln)
 		}
 	}
-	if len(out) > 0 {
-		d.log.Info("using socket-activated listeners", zap.Int("count", len(out)))
-		return out, nil
-	}
-	for _, addr := range cfg.Listen {
-		// No TCP keep-alive probes: idle_timeout already ends a session
-		// whose client went silent, and enabling them costs four
-		// setsockopt calls on every accepted connection.
-		lc := net.ListenConfig{KeepAlive: -1}
-		ln, err := lc.Listen(context.Background(), "tcp", addr)
-		if err != nil {
-			for _, l := range out {
-				l.Close()
+	if len(out) == 0 {
+		for _, addr := range cfg.Listen {
+			// Keep-alive is set once on the listener, which accepted
+			// connections inherit, not by Go on each one.
+			lc := net.ListenConfig{KeepAlive: -1}
+			ln, err := lc.Listen(context.Background(), "tcp", addr)
+			if err != nil {
+				closeAll(out)
+				return nil, fmt.Errorf("listen %s: %w", addr, err)
 			}
-			return nil, fmt.Errorf("listen %s: %w", addr, err)
+			d.log.Info("listening", zap.String("address", ln.Addr().String()))
+			out = append(out, ln)
 		}
-		d.log.Info("listening", zap.String("address", ln.Addr().String()))
-		out = append(out, ln)
+	} else {
+		d.log.Info("using socket-activated listeners", zap.Int("count", len(out)))
+	}
+	for _, ln := range out {
+		if err := listener.SetInheritedOptions(ln); err != nil {
+			closeAll(out)
+			return nil, err
+		}
 	}
 	return out, nil
+}
+
+// closeAll closes every listener in lns.
+func closeAll(lns []net.Listener) {
+	for _, ln := range lns {
+		ln.Close()
+	}
 }
 
 // shutdown drains: stop accepting, finish handshakes, let sessions end up

@@ -154,11 +154,10 @@ func (w *Worker) handle(ctx context.Context, h *handoff.Handoff) {
 		w.send(&handoff.Ack{ID: h.ID, Status: uint32(gss.MajorOf(err)), Load: uint32(w.active.Load())})
 		return
 	}
-	conn, err := net.FileConn(h.File)
-	h.File.Close() // FileConn dup'ed it; the original is no longer needed
+	conn, err := sessionConn(h.File)
 	if err != nil {
 		gctx.Delete()
-		log.Warn("received descriptor is not a socket", zap.Error(err))
+		log.Warn("received descriptor unusable; connection closed", zap.Error(err))
 		w.send(&handoff.Ack{ID: h.ID, Status: uint32(gss.StatusFailure), Load: uint32(w.active.Load())})
 		return
 	}
