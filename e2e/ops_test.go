@@ -624,11 +624,15 @@ func TestSocketActivation(t *testing.T) {
 	if err := oneSession(addr, goTicket(t, r), 3); err != nil {
 		t.Fatal(err)
 	}
-	// LISTEN_* are unset for the workers (and the acceptor itself).
+	// LISTEN_* are unset for the workers (and the acceptor itself); their
+	// GOMAXPROCS is worker_cpus (default 1).
 	for _, pid := range a.workerPIDs() {
 		env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
 		if strings.Contains(string(env), "LISTEN_") {
 			t.Errorf("worker %d inherited LISTEN_*", pid)
+		}
+		if !slices.Contains(strings.Split(string(env), "\x00"), "GOMAXPROCS=1") {
+			t.Errorf("worker %d environment %q lacks GOMAXPROCS=1 (worker_cpus)", pid, env)
 		}
 	}
 }

@@ -163,7 +163,7 @@ func (d *daemonState) run() int {
 	d.pool, err = listener.NewPool(listener.PoolConfig{
 		Path:                 wpath,
 		Args:                 []string{"-log-level", cfg.LogLevel, "-log-format", cfg.LogFormat},
-		Env:                  workerEnv(),
+		Env:                  workerEnv(cfg.WorkerCPUs),
 		Workers:              cfg.Workers,
 		MaxSessionsPerWorker: cfg.MaxSessionsPerWorker,
 		RecycleAfterSessions: cfg.WorkerMaxSessions,
@@ -421,6 +421,7 @@ func keepRestartOnly(cfg, running *config.Config) []string {
 	keep("worker_path", cfg.WorkerPath != running.WorkerPath, func() { cfg.WorkerPath = running.WorkerPath })
 	keep("worker_user", cfg.WorkerUser != running.WorkerUser, func() { cfg.WorkerUser = running.WorkerUser })
 	keep("worker_group", cfg.WorkerGroup != running.WorkerGroup, func() { cfg.WorkerGroup = running.WorkerGroup })
+	keep("worker_cpus", cfg.WorkerCPUs != running.WorkerCPUs, func() { cfg.WorkerCPUs = running.WorkerCPUs })
 	keep("worker_respawn_backoff_max", cfg.WorkerRespawnBackoffMax != running.WorkerRespawnBackoffMax,
 		func() { cfg.WorkerRespawnBackoffMax = running.WorkerRespawnBackoffMax })
 	keep("handshake_timeout", cfg.HandshakeTimeout != running.HandshakeTimeout, func() { cfg.HandshakeTimeout = running.HandshakeTimeout })
@@ -536,9 +537,10 @@ func helloLimits(cfg *config.Config) handoff.Hello {
 
 // workerEnv is the workers' whole environment: no secrets, no
 // NOTIFY_SOCKET or LISTEN_* (only the acceptor talks to systemd).
-func workerEnv() []string {
-	env := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
-	for _, k := range []string{"TZ", "GOMAXPROCS", "GOGC", "GOMEMLIMIT", "GODEBUG", "GOTRACEBACK"} {
+// GOMAXPROCS is worker_cpus, whatever the acceptor's own is.
+func workerEnv(cpus int) []string {
+	env := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "GOMAXPROCS=" + strconv.Itoa(cpus)}
+	for _, k := range []string{"TZ", "GOGC", "GOMEMLIMIT", "GODEBUG", "GOTRACEBACK"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
 		}

@@ -37,9 +37,10 @@ func TestKeepRestartOnly(t *testing.T) {
 			c.WorkerPath = "/w"
 			c.WorkerUser = "nobody"
 			c.WorkerGroup = "nogroup"
+			c.WorkerCPUs = 2
 			c.WorkerRespawnBackoffMax = time.Minute
 			c.MaxSessionsPerWorker = 9
-		}, []string{"worker_path", "worker_user", "worker_group", "worker_respawn_backoff_max"},
+		}, []string{"worker_path", "worker_user", "worker_group", "worker_cpus", "worker_respawn_backoff_max"},
 			func(c *config.Config) bool { return c.MaxSessionsPerWorker == 9 }},
 		{"caches and tokens", func(c *config.Config) {
 			c.ImportDeadline = time.Second

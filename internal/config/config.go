@@ -56,6 +56,10 @@ const (
 	// binary when worker_path is empty.
 	DefaultWorkerName = "gss-worker"
 
+	// DefaultWorkerCPUs is the default of worker_cpus: one CPU per worker,
+	// since workers default to one per CPU.
+	DefaultWorkerCPUs = 1
+
 	// DefaultWorkerRespawnBackoffMax caps the exponential delay between
 	// respawns of a worker that keeps exiting (crash-loop brake).
 	DefaultWorkerRespawnBackoffMax = 30 * time.Second
@@ -201,6 +205,11 @@ type Config struct {
 	// WorkerGroup (worker_group): see WorkerUser.
 	WorkerGroup string
 
+	// WorkerCPUs (worker_cpus) is how many CPUs one worker's Go runtime
+	// runs code on at once (its GOMAXPROCS), 1 to MaxWorkers. Default
+	// DefaultWorkerCPUs.
+	WorkerCPUs int
+
 	// WorkerRespawnBackoffMax (worker_respawn_backoff_max) caps the delay
 	// between respawns of a worker that keeps exiting. Default
 	// DefaultWorkerRespawnBackoffMax.
@@ -307,6 +316,7 @@ func (c *Config) ApplyDefaults() {
 	}
 	setDefault(&c.Workers, DefaultWorkers())
 	setDefault(&c.MaxSessionsPerWorker, DefaultMaxSessionsPerWorker)
+	setDefault(&c.WorkerCPUs, DefaultWorkerCPUs)
 	setDefault(&c.WorkerRespawnBackoffMax, DefaultWorkerRespawnBackoffMax)
 	setDefault(&c.HandshakeTimeout, DefaultHandshakeTimeout)
 	setDefault(&c.MaxHandshakes, DefaultMaxHandshakes)

@@ -62,6 +62,7 @@ var keys = []keyDef{
 	{name: "worker_path", kind: kindString, str: func(c *Config) *string { return &c.WorkerPath }},
 	{name: "worker_user", kind: kindID, str: func(c *Config) *string { return &c.WorkerUser }},
 	{name: "worker_group", kind: kindID, str: func(c *Config) *string { return &c.WorkerGroup }},
+	{name: "worker_cpus", kind: kindInt, num: func(c *Config) *int { return &c.WorkerCPUs }},
 	{name: "worker_respawn_backoff_max", kind: kindDuration, dur: func(c *Config) *time.Duration { return &c.WorkerRespawnBackoffMax }},
 
 	{name: "handshake_timeout", kind: kindDuration, dur: func(c *Config) *time.Duration { return &c.HandshakeTimeout }},

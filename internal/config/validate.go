@@ -239,6 +239,7 @@ func (v *validator) pool() {
 			v.fail("worker_group", "%s", msg)
 		}
 	}
+	v.intRange("worker_cpus", c.WorkerCPUs, 1, MaxWorkers)
 	v.durationRange("worker_respawn_backoff_max", c.WorkerRespawnBackoffMax, minTimeout, maxRespawnBackoff)
 }
 
