@@ -1,7 +1,6 @@
 package gss
 
 import (
-	"container/heap"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -44,11 +43,16 @@ const DefaultReplayCacheEntries = 1 << 20
 // A ReplayCache is safe for concurrent use, and one may be shared by the
 // Acceptors built on successive reloads of a keytab, which is what keeps a
 // replay from slipping through a reload.
+//
+// Expiries are kept as Unix nanoseconds, not time.Time: with no pointer in
+// them, neither the map nor the heap is scanned by the garbage collector,
+// which at a few thousand handshakes a second (a million live entries)
+// would otherwise re-read tens of megabytes on every cycle.
 type ReplayCache struct {
 	mu      sync.Mutex
 	max     int
-	entries map[replayKey]time.Time // key → expiry
-	byExp   expiryHeap              // the same keys, soonest expiry first
+	entries map[replayKey]int64 // key → expiry, Unix ns
+	byExp   expiryHeap          // the same keys, soonest expiry first
 }
 
 // replayKey is the SHA-256 of an authenticator's identifying tuple.
@@ -71,7 +75,7 @@ func NewReplayCache(maxEntries int) *ReplayCache {
 	if maxEntries <= 0 {
 		maxEntries = DefaultReplayCacheEntries
 	}
-	return &ReplayCache{max: maxEntries, entries: make(map[replayKey]time.Time)}
+	return &ReplayCache{max: maxEntries, entries: make(map[replayKey]int64)}
 }
 
 // Len returns the number of entries held, including expired ones not yet
@@ -132,33 +136,34 @@ func (t *replayTuple) key() replayKey {
 // presentations of one authenticator exactly one succeeds.
 func (rc *ReplayCache) checkAndInsert(t *replayTuple, expiry, now time.Time) error {
 	k := t.key()
+	exp, at := expiry.UnixNano(), now.UnixNano()
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	if exp, ok := rc.entries[k]; ok && !now.After(exp) {
+	if e, ok := rc.entries[k]; ok && at <= e {
 		return krbError(StatusDuplicateToken, errorcode.KRB_AP_ERR_REPEAT,
 			fmt.Sprintf("authenticator of %s for %s with time %s.%06d was already presented (replay)",
 				principalString(t.cname, t.crealm), principalString(t.sname, t.srealm),
 				t.ctime.UTC().Format(time.RFC3339), t.cusec), nil)
 	}
-	rc.sweepLocked(now)
+	rc.sweepLocked(at)
 	if _, ok := rc.entries[k]; !ok && len(rc.entries) >= rc.max {
-		next := rc.byExp[0].expiry
+		next := time.Unix(0, rc.byExp[0].expiry)
 		return krbError(StatusUnavailable, errorcode.KRB_ERR_GENERIC,
 			fmt.Sprintf("replay cache full (%d live entries); refusing handshakes until the oldest expires at %s",
 				len(rc.entries), next.UTC().Format(time.RFC3339)), nil)
 	}
-	rc.entries[k] = expiry
-	heap.Push(&rc.byExp, expiryItem{key: k, expiry: expiry})
+	rc.entries[k] = exp
+	rc.byExp.push(expiryItem{key: k, expiry: exp})
 	return nil
 }
 
 // sweepLocked drops every entry whose expiry is before now. A heap item
 // whose key has since been re-inserted with a later expiry (possible only
 // after the clock went backwards) is discarded without touching the map.
-func (rc *ReplayCache) sweepLocked(now time.Time) {
-	for len(rc.byExp) > 0 && now.After(rc.byExp[0].expiry) {
-		it := heap.Pop(&rc.byExp).(expiryItem)
-		if exp, ok := rc.entries[it.key]; ok && exp.Equal(it.expiry) {
+func (rc *ReplayCache) sweepLocked(now int64) {
+	for len(rc.byExp) > 0 && now > rc.byExp[0].expiry {
+		it := rc.byExp.pop()
+		if exp, ok := rc.entries[it.key]; ok && exp == it.expiry {
 			delete(rc.entries, it.key)
 		}
 	}
@@ -167,20 +172,50 @@ func (rc *ReplayCache) sweepLocked(now time.Time) {
 // expiryItem is one heap element.
 type expiryItem struct {
 	key    replayKey
-	expiry time.Time
+	expiry int64 // Unix ns
 }
 
-// expiryHeap is a min-heap of entries by expiry (container/heap).
+// expiryHeap is a binary min-heap of entries by expiry. It is written out
+// rather than built on container/heap, whose Push and Pop take and return
+// the element as an interface and so allocate on every insertion.
 type expiryHeap []expiryItem
 
-func (h expiryHeap) Len() int           { return len(h) }
-func (h expiryHeap) Less(i, j int) bool { return h[i].expiry.Before(h[j].expiry) }
-func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(expiryItem)) }
-func (h *expiryHeap) Pop() any {
-	old := *h
-	n := len(old)
-	it := old[n-1]
-	*h = old[:n-1]
-	return it
+// push adds it.
+func (h *expiryHeap) push(it expiryItem) {
+	*h = append(*h, it)
+	s := *h
+	for i := len(s) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if s[parent].expiry <= s[i].expiry {
+			break
+		}
+		s[parent], s[i] = s[i], s[parent]
+		i = parent
+	}
+}
+
+// pop removes and returns the item with the soonest expiry; h must not be
+// empty.
+func (h *expiryHeap) pop() expiryItem {
+	s := *h
+	top := s[0]
+	last := len(s) - 1
+	s[0] = s[last]
+	s = s[:last]
+	for i := 0; ; {
+		least := i
+		if l := 2*i + 1; l < len(s) && s[l].expiry < s[least].expiry {
+			least = l
+		}
+		if r := 2*i + 2; r < len(s) && s[r].expiry < s[least].expiry {
+			least = r
+		}
+		if least == i {
+			break
+		}
+		s[i], s[least] = s[least], s[i]
+		i = least
+	}
+	*h = s
+	return top
 }

@@ -2,6 +2,8 @@ package gss
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -201,4 +203,46 @@ func TestReplayCacheSharedAcrossReload(t *testing.T) {
 	}
 	_, _, err := a2.Accept(tok)
 	wantErr(t, err, StatusDuplicateToken, errorcode.KRB_AP_ERR_REPEAT)
+}
+
+// TestExpiryHeap checks the heap against a sort: interleaved pushes and
+// pops of random expiries (duplicates included) come out soonest first,
+// each exactly once, and neither operation allocates once the slice has
+// room.
+func TestExpiryHeap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var h expiryHeap
+	var pushed, popped []int64
+	for i := range 5000 {
+		if len(h) > 0 && rng.IntN(3) == 0 {
+			popped = append(popped, h.pop().expiry)
+			continue
+		}
+		e := rng.Int64N(1000)
+		h.push(expiryItem{key: replayKey{byte(i)}, expiry: e})
+		pushed = append(pushed, e)
+	}
+	var rest []int64
+	for len(h) > 0 {
+		rest = append(rest, h.pop().expiry)
+	}
+	if !slices.IsSorted(rest) {
+		t.Fatalf("final drain out of order: %v", rest)
+	}
+	popped = append(popped, rest...)
+	slices.Sort(pushed)
+	slices.Sort(popped)
+	if !slices.Equal(pushed, popped) {
+		t.Fatalf("popped a different multiset than was pushed (%d vs %d items)", len(popped), len(pushed))
+	}
+
+	h = make(expiryHeap, 0, 64)
+	if n := testing.AllocsPerRun(100, func() {
+		h.push(expiryItem{expiry: 3})
+		h.push(expiryItem{expiry: 1})
+		h.pop()
+		h.pop()
+	}); n != 0 {
+		t.Errorf("push+pop allocates %v times, want 0", n)
+	}
 }
