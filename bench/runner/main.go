@@ -1,9 +1,10 @@
 // Command runner is the benchmark harness behind bench/run: it starts a
 // throwaway MIT realm, gss-acceptor (two workers) and two MIT gss-servers
 // (replay cache off and on), drives the same loads against each with
-// gss-bench and with parallel MIT gss-client processes, samples the
-// servers' CPU time and memory from /proc, and writes a Markdown table of
-// ratios plus the raw results.
+// gss-bench and with parallel MIT gss-client processes, measures the
+// architecture floor (bench/floor: the same socket choreography without
+// Kerberos), samples the servers' CPU time and memory from /proc, and
+// writes a Markdown table of ratios plus the raw results.
 //
 // Everything runs on one machine: the load generator competes with the
 // server for the same cores, which the report states.
@@ -53,7 +54,7 @@ type config struct {
 
 func run() error {
 	var c config
-	flag.StringVar(&c.binDir, "bin", "", "directory holding gss-acceptor, gss-worker and gss-bench (required)")
+	flag.StringVar(&c.binDir, "bin", "", "directory holding gss-acceptor, gss-worker, gss-bench and floor (required)")
 	flag.StringVar(&c.outDir, "out", "bench/results", "directory for latest.md and raw/")
 	flag.DurationVar(&c.duration, "d", 6*time.Second, "duration of each measured load")
 	flag.IntVar(&c.conc, "c", 16, "concurrent clients of the handshake loads")
@@ -240,6 +241,11 @@ func (h *harness) run() error {
 			h.hold.RateUnloaded = r.OpsPerSec
 		}
 	}
+	loadFloor := fmt.Sprintf("architecture floor, %d clients", h.cfg.conc)
+	h.printf("== %s\n", loadFloor)
+	if err := h.floorRun(loadFloor, d, conc); err != nil {
+		return err
+	}
 	h.printf("== %s\n", loadHS1)
 	for _, s := range all {
 		if _, err := h.measure(loadHS1, s, hsLoad("1")...); err != nil {
@@ -271,7 +277,7 @@ func (h *harness) run() error {
 			return err
 		}
 	}
-	return h.write(loadHS0, loadHS1, load1K, load64K, loadMIT)
+	return h.write(loadHS0, loadHS1, load1K, load64K, loadMIT, loadFloor)
 }
 
 // serveOnly prints the servers' ports and pids and the environment for
@@ -297,7 +303,7 @@ func (h *harness) bench(s *server, onLine func(string), args ...string) (*benchR
 	ctx, cancel := context.WithTimeout(context.Background(), 3*h.cfg.duration+3*time.Minute)
 	defer cancel()
 	args = append(args, "-port", strconv.Itoa(s.port), "-progress", "0", "127.0.0.1", "host@localhost")
-	return runBench(ctx, h.cfg.binDir, h.env, h.logw, onLine, args...)
+	return runBench(ctx, filepath.Join(h.cfg.binDir, "gss-bench"), h.env, h.logw, onLine, args...)
 }
 
 // measure runs one gss-bench load against s, sampling the server's CPU

@@ -41,7 +41,7 @@ func (h *harness) find(load, server string) *row {
 }
 
 // write renders latest.md and the raw JSON into the output directory.
-func (h *harness) write(loadHS0, loadHS1, load1K, load64K, loadMIT string) error {
+func (h *harness) write(loadHS0, loadHS1, load1K, load64K, loadMIT, loadFloor string) error {
 	if err := os.MkdirAll(filepath.Join(h.cfg.outDir, "raw"), 0o755); err != nil {
 		return err
 	}
@@ -111,6 +111,9 @@ func (h *harness) write(loadHS0, loadHS1, load1K, load64K, loadMIT string) error
 		p("| worker RSS per 1000 idle sessions | %.2f MiB |\n", per1000)
 		p("| handshakes/s while held vs unloaded | %.0f vs %.0f (%.0f %%) |\n", hd.RateHeld, hd.RateUnloaded, pct(hd.RateHeld, hd.RateUnloaded))
 	}
+
+	p("%s", floorSection(h.find(loadFloor, floorInline), h.find(loadFloor, floorHandoff),
+		h.find(loadHS0, "ours"), h.find(loadHS0, "mit-none"), h.cfg.conc))
 
 	p("\n## Targets\n\n| target | measured | met |\n|---|---|---|\n")
 	eff := ratioF(val(h.find(loadHS0, "mit-none"), row.cpuPerOp), val(h.find(loadHS0, "ours"), row.cpuPerOp))

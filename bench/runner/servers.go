@@ -30,19 +30,22 @@ type server struct {
 	port  int
 	cmd   *exec.Cmd
 	done  chan struct{} // closed when cmd has been waited for
-	// lines holds our acceptor's log lines (nil for MIT).
+	// lines holds our acceptor's log lines (nil for MIT and the floor).
 	lines *lineSink
+	// withChildren counts the child processes (workers) as part of the
+	// server: set for our acceptor and the floor.
+	withChildren bool
 }
 
 // pids returns the processes whose CPU counts as the server's: the process
-// itself and, for our acceptor, its workers.
+// itself and, for our acceptor and the floor, its workers.
 func (s *server) pids() []int {
 	if s.cmd.Process == nil {
 		return nil
 	}
 	p := s.cmd.Process.Pid
 	out := []int{p}
-	if s.lines != nil {
+	if s.withChildren {
 		out = append(out, children(p)...)
 	}
 	return out
@@ -142,7 +145,7 @@ shutdown_timeout: 5s
 		return nil, fmt.Errorf("runner: gss-acceptor: %w", err)
 	}
 	s := &server{name: "ours", title: "gss-acceptor (2 workers)", cmd: cmd, done: make(chan struct{}),
-		lines: &lineSink{file: logFile}}
+		lines: &lineSink{file: logFile}, withChildren: true}
 	ready := make(chan error, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -283,10 +286,13 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// runBench runs gss-bench with -json and returns its result. onLine, if
-// set, sees every stderr line as it arrives.
-func runBench(ctx context.Context, binDir string, env []string, logw io.Writer, onLine func(string), args ...string) (*benchResult, []byte, error) {
-	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "gss-bench"), append([]string{"-json"}, args...)...)
+// runBench runs the load generator bin (gss-bench, or floor -client) with
+// -json and returns its result; a failed exit status is ignored when the
+// JSON result is there. onLine, if set, sees every stderr line as it
+// arrives.
+func runBench(ctx context.Context, bin string, env []string, logw io.Writer, onLine func(string), args ...string) (*benchResult, []byte, error) {
+	name := filepath.Base(bin)
+	cmd := exec.CommandContext(ctx, bin, append([]string{"-json"}, args...)...)
 	cmd.Env = env
 	cmd.WaitDelay = 5 * time.Second
 	stderr, err := cmd.StderrPipe()
@@ -295,9 +301,9 @@ func runBench(ctx context.Context, binDir string, env []string, logw io.Writer, 
 	}
 	var stdout strings.Builder
 	cmd.Stdout = &stdout
-	fmt.Fprintf(logw, "$ gss-bench -json %s\n", strings.Join(args, " "))
+	fmt.Fprintf(logw, "$ %s -json %s\n", name, strings.Join(args, " "))
 	if err := cmd.Start(); err != nil {
-		return nil, nil, fmt.Errorf("runner: gss-bench: %w", err)
+		return nil, nil, fmt.Errorf("runner: %s: %w", name, err)
 	}
 	var tail []string
 	sc := bufio.NewScanner(stderr)
@@ -313,7 +319,7 @@ func runBench(ctx context.Context, binDir string, env []string, logw io.Writer, 
 	raw := []byte(stdout.String())
 	var r benchResult
 	if err := json.Unmarshal(raw, &r); err != nil {
-		return nil, raw, fmt.Errorf("runner: gss-bench %s: %v (%s)", strings.Join(args, " "), errors.Join(werr, err), strings.Join(tail, "; "))
+		return nil, raw, fmt.Errorf("runner: %s %s: %v (%s)", name, strings.Join(args, " "), errors.Join(werr, err), strings.Join(tail, "; "))
 	}
 	return &r, raw, nil
 }
