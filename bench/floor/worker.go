@@ -147,6 +147,11 @@ func parseRights(oob []byte) ([]int, error) {
 	}
 	var fds []int
 	for i := range msgs {
+		// ParseUnixRights indexes past the end of data whose length is
+		// not a multiple of four.
+		if len(msgs[i].Data)%4 != 0 {
+			return fds, fmt.Errorf("floor: control data: %d-byte SCM_RIGHTS payload", len(msgs[i].Data))
+		}
 		r, err := unix.ParseUnixRights(&msgs[i])
 		if err != nil {
 			return fds, fmt.Errorf("floor: control data: %w", err)

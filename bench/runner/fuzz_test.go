@@ -43,3 +43,16 @@ func FuzzParseHandoff(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseListening(f *testing.F) {
+	f.Add("listening 127.0.0.1:4444")
+	f.Add("listening [::1]:65535\n")
+	f.Add("listening 127.0.0.1:0")
+	f.Add("listening 127.0.0.1:+80")
+	f.Fuzz(func(t *testing.T, line string) {
+		port, err := parseListening(line)
+		if err == nil && (port < 1 || port > 65535) {
+			t.Fatalf("parseListening(%q) accepted port %d", line, port)
+		}
+	})
+}
