@@ -608,12 +608,7 @@ type Importer struct {
 	seen map[[contextIDLen]byte]struct{}
 	// byDeadline is a min-heap on deadline over the ids in seen, so that
 	// entries are dropped in deadline order without scanning the map.
-	byDeadline []seenEntry
-}
-
-type seenEntry struct {
-	deadline int64
-	id       [contextIDLen]byte
+	byDeadline expiryHeap[[contextIDLen]byte]
 }
 
 // NewImporter returns an Importer that accepts tokens sealed with any of
@@ -762,51 +757,13 @@ func (k *SealKey) open(token []byte) ([]byte, error) {
 func (im *Importer) remember(id [contextIDLen]byte, deadline, now int64) bool {
 	im.mu.Lock()
 	defer im.mu.Unlock()
-	for len(im.byDeadline) > 0 && im.byDeadline[0].deadline < now {
-		delete(im.seen, im.byDeadline[0].id)
-		im.popSeen()
+	for len(im.byDeadline) > 0 && im.byDeadline[0].at < now {
+		delete(im.seen, im.byDeadline.pop().key)
 	}
 	if _, dup := im.seen[id]; dup {
 		return false
 	}
 	im.seen[id] = struct{}{}
-	im.pushSeen(seenEntry{deadline: deadline, id: id})
+	im.byDeadline.push(expiryItem[[contextIDLen]byte]{key: id, at: deadline})
 	return true
-}
-
-// pushSeen and popSeen maintain byDeadline as a binary min-heap (written out
-// rather than with container/heap to avoid boxing an entry per import).
-func (im *Importer) pushSeen(e seenEntry) {
-	h := append(im.byDeadline, e)
-	for i := len(h) - 1; i > 0; {
-		parent := (i - 1) / 2
-		if h[parent].deadline <= h[i].deadline {
-			break
-		}
-		h[parent], h[i] = h[i], h[parent]
-		i = parent
-	}
-	im.byDeadline = h
-}
-
-func (im *Importer) popSeen() {
-	h := im.byDeadline
-	last := len(h) - 1
-	h[0] = h[last]
-	h = h[:last]
-	for i := 0; ; {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < len(h) && h[l].deadline < h[m].deadline {
-			m = l
-		}
-		if r < len(h) && h[r].deadline < h[m].deadline {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		h[i], h[m] = h[m], h[i]
-		i = m
-	}
-	im.byDeadline = h
 }

@@ -875,8 +875,8 @@ func TestImporterHeapOrder(t *testing.T) {
 	}
 	var got []int64
 	for len(im.byDeadline) > 0 {
-		got = append(got, im.byDeadline[0].deadline)
-		im.popSeen()
+		got = append(got, im.byDeadline[0].at)
+		im.byDeadline.pop()
 	}
 	want := []int64{5, 10, 10, 20, 30, 40, 50, 60}
 	if fmt.Sprint(got) != fmt.Sprint(want) {

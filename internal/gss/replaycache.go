@@ -51,8 +51,8 @@ const DefaultReplayCacheEntries = 1 << 20
 type ReplayCache struct {
 	mu      sync.Mutex
 	max     int
-	entries map[replayKey]int64 // key → expiry, Unix ns
-	byExp   expiryHeap          // the same keys, soonest expiry first
+	entries map[replayKey]int64   // key → expiry, Unix ns
+	byExp   expiryHeap[replayKey] // the same keys, soonest expiry first
 }
 
 // replayKey is the SHA-256 of an authenticator's identifying tuple.
@@ -147,13 +147,13 @@ func (rc *ReplayCache) checkAndInsert(t *replayTuple, expiry, now time.Time) err
 	}
 	rc.sweepLocked(at)
 	if _, ok := rc.entries[k]; !ok && len(rc.entries) >= rc.max {
-		next := time.Unix(0, rc.byExp[0].expiry)
+		next := time.Unix(0, rc.byExp[0].at)
 		return krbError(StatusUnavailable, errorcode.KRB_ERR_GENERIC,
 			fmt.Sprintf("replay cache full (%d live entries); refusing handshakes until the oldest expires at %s",
 				len(rc.entries), next.UTC().Format(time.RFC3339)), nil)
 	}
 	rc.entries[k] = exp
-	rc.byExp.push(expiryItem{key: k, expiry: exp})
+	rc.byExp.push(expiryItem[replayKey]{key: k, at: exp})
 	return nil
 }
 
@@ -161,61 +161,10 @@ func (rc *ReplayCache) checkAndInsert(t *replayTuple, expiry, now time.Time) err
 // whose key has since been re-inserted with a later expiry (possible only
 // after the clock went backwards) is discarded without touching the map.
 func (rc *ReplayCache) sweepLocked(now int64) {
-	for len(rc.byExp) > 0 && now > rc.byExp[0].expiry {
+	for len(rc.byExp) > 0 && now > rc.byExp[0].at {
 		it := rc.byExp.pop()
-		if exp, ok := rc.entries[it.key]; ok && exp == it.expiry {
+		if exp, ok := rc.entries[it.key]; ok && exp == it.at {
 			delete(rc.entries, it.key)
 		}
 	}
-}
-
-// expiryItem is one heap element.
-type expiryItem struct {
-	key    replayKey
-	expiry int64 // Unix ns
-}
-
-// expiryHeap is a binary min-heap of entries by expiry. It is written out
-// rather than built on container/heap, whose Push and Pop take and return
-// the element as an interface and so allocate on every insertion.
-type expiryHeap []expiryItem
-
-// push adds it.
-func (h *expiryHeap) push(it expiryItem) {
-	*h = append(*h, it)
-	s := *h
-	for i := len(s) - 1; i > 0; {
-		parent := (i - 1) / 2
-		if s[parent].expiry <= s[i].expiry {
-			break
-		}
-		s[parent], s[i] = s[i], s[parent]
-		i = parent
-	}
-}
-
-// pop removes and returns the item with the soonest expiry; h must not be
-// empty.
-func (h *expiryHeap) pop() expiryItem {
-	s := *h
-	top := s[0]
-	last := len(s) - 1
-	s[0] = s[last]
-	s = s[:last]
-	for i := 0; ; {
-		least := i
-		if l := 2*i + 1; l < len(s) && s[l].expiry < s[least].expiry {
-			least = l
-		}
-		if r := 2*i + 2; r < len(s) && s[r].expiry < s[least].expiry {
-			least = r
-		}
-		if least == i {
-			break
-		}
-		s[i], s[least] = s[least], s[i]
-		i = least
-	}
-	*h = s
-	return top
 }

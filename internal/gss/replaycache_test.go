@@ -211,20 +211,20 @@ func TestReplayCacheSharedAcrossReload(t *testing.T) {
 // room.
 func TestExpiryHeap(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	var h expiryHeap
+	var h expiryHeap[replayKey]
 	var pushed, popped []int64
 	for i := range 5000 {
 		if len(h) > 0 && rng.IntN(3) == 0 {
-			popped = append(popped, h.pop().expiry)
+			popped = append(popped, h.pop().at)
 			continue
 		}
 		e := rng.Int64N(1000)
-		h.push(expiryItem{key: replayKey{byte(i)}, expiry: e})
+		h.push(expiryItem[replayKey]{key: replayKey{byte(i)}, at: e})
 		pushed = append(pushed, e)
 	}
 	var rest []int64
 	for len(h) > 0 {
-		rest = append(rest, h.pop().expiry)
+		rest = append(rest, h.pop().at)
 	}
 	if !slices.IsSorted(rest) {
 		t.Fatalf("final drain out of order: %v", rest)
@@ -236,10 +236,10 @@ func TestExpiryHeap(t *testing.T) {
 		t.Fatalf("popped a different multiset than was pushed (%d vs %d items)", len(popped), len(pushed))
 	}
 
-	h = make(expiryHeap, 0, 64)
+	h = make(expiryHeap[replayKey], 0, 64)
 	if n := testing.AllocsPerRun(100, func() {
-		h.push(expiryItem{expiry: 3})
-		h.push(expiryItem{expiry: 1})
+		h.push(expiryItem[replayKey]{at: 3})
+		h.push(expiryItem[replayKey]{at: 1})
 		h.pop()
 		h.pop()
 	}); n != 0 {
