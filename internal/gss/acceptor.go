@@ -1,7 +1,6 @@
 package gss
 
 import (
-	"crypto/rand"
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
@@ -9,82 +8,18 @@ import (
 	"io"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
-	"github.com/jcmturner/gofork/encoding/asn1"
-	"github.com/jcmturner/gokrb5/v8/asn1tools"
 	"github.com/jcmturner/gokrb5/v8/iana"
-	"github.com/jcmturner/gokrb5/v8/iana/asnAppTag"
 	"github.com/jcmturner/gokrb5/v8/iana/errorcode"
 	"github.com/jcmturner/gokrb5/v8/iana/flags"
 	"github.com/jcmturner/gokrb5/v8/iana/keyusage"
 	"github.com/jcmturner/gokrb5/v8/iana/msgtype"
-	"github.com/jcmturner/gokrb5/v8/keytab"
 	"github.com/jcmturner/gokrb5/v8/messages"
 	"github.com/jcmturner/gokrb5/v8/types"
 
 	"github.com/gss-acceptor/gss-acceptor/internal/krb5crypto"
 )
-
-// DefaultClockSkew is the clock skew allowed when AcceptorConfig.ClockSkew
-// is zero: MIT's and RFC 4120's customary five minutes.
-const DefaultClockSkew = 5 * time.Minute
-
-// AcceptorConfig is the policy of an Acceptor. The zero value of every
-// field but Keytab means its default.
-type AcceptorConfig struct {
-	// Keytab holds the service keys. Required. The Acceptor reads it once,
-	// in NewAcceptor, and keeps only keys derived from it: a reloaded
-	// keytab needs a new Acceptor (pass the same ReplayCache to it).
-	Keytab *keytab.Keytab
-
-	// Services lists the acceptor principals clients may authenticate to,
-	// as "service/host@REALM"; a name without "@REALM" matches that name in
-	// any realm of the keytab. Empty: any principal with an AES key in the
-	// keytab. A ticket for any other principal is refused with
-	// KRB_AP_ERR_NOT_US even if the keytab could decrypt it.
-	Services []string
-
-	// ClockSkew is the largest accepted difference between the
-	// authenticator's time and ours, and the grace period on the ticket's
-	// start and end times (RFC 4120 §1.6). 0 means DefaultClockSkew.
-	ClockSkew time.Duration
-
-	// ReplayCache remembers accepted authenticators. nil: a private cache
-	// of DefaultReplayCacheEntries. Share one cache across the Acceptors
-	// of successive keytab reloads so that a reload does not open a replay
-	// window.
-	ReplayCache *ReplayCache
-
-	// ChannelBindings, when non-nil, is the application data of the
-	// channel bindings the initiator must have bound the context to: the
-	// Bnd field of its checksum must equal channelBindingsHash of it (the
-	// MD5 of RFC 2744 gss_channel_bindings_struct with GSS_C_AF_UNSPEC
-	// empty addresses and this application data, RFC 4121 §4.1.1.2), and
-	// the context then carries FlagChannelBound. An initiator that sent no
-	// bindings (an all-zero Bnd) is refused too: MIT accepts it unless the
-	// client flagged KERB_AP_OPTIONS_CBT, but bindings that can be left out
-	// protect nothing.
-	//
-	// nil: no bindings are checked. The Bnd field is then ignored whatever
-	// it holds, as MIT does: an initiator may bind to a channel the
-	// acceptor does not know about.
-	ChannelBindings []byte
-
-	// AllowDelegation keeps a delegated credential in the Context
-	// (DelegatedCredential, FlagDeleg). Off: a delegated KRB-CRED is still
-	// decrypted and checked, as MIT does (a malformed one fails the
-	// handshake), then zeroed and dropped, and FlagDeleg is not returned.
-	AllowDelegation bool
-
-	// Now returns the current time. nil: time.Now.
-	Now func() time.Time
-
-	// Rand is the source of acceptor subkeys, sequence numbers and
-	// confounders. nil: crypto/rand.
-	Rand io.Reader
-}
 
 // Acceptor establishes krb5 mechanism contexts from AP-REQ tokens (RFC 4121
 // §4.1, RFC 4120 §3.2.3). It is safe for concurrent use by any number of
@@ -133,189 +68,6 @@ type Acceptor struct {
 	allowDeleg bool
 	now        func() time.Time
 	rand       io.Reader
-}
-
-// servicePrincipal is one principal of the keytab with its keys.
-type servicePrincipal struct {
-	name  []string
-	realm string
-	keys  []*serviceKey
-}
-
-// serviceKey is one keytab key. usage caches the derived ticket key (key
-// usage 2): deriving it is most of the cost of decrypting a ticket, and
-// it is the same for every handshake.
-type serviceKey struct {
-	kvno  uint32
-	etype int32
-	ts    time.Time
-	usage *krb5crypto.Usage // nil for enctypes other than AES
-}
-
-// servicePattern is a parsed AcceptorConfig.Services entry.
-type servicePattern struct {
-	name  []string
-	realm string // "" = any realm
-}
-
-// NewAcceptor checks cfg and prepares the keys. It fails if the keytab
-// holds no AES key for any allowed principal, or if a listed service has no
-// AES key at all, so that a configuration mistake shows at start (or
-// reload) rather than as refused clients.
-func NewAcceptor(cfg AcceptorConfig) (*Acceptor, error) {
-	if cfg.Keytab == nil {
-		return nil, errors.New("gss: acceptor needs a keytab")
-	}
-	if cfg.ClockSkew < 0 {
-		return nil, fmt.Errorf("gss: negative clock skew %v", cfg.ClockSkew)
-	}
-	a := &Acceptor{
-		skew:       cfg.ClockSkew,
-		rc:         cfg.ReplayCache,
-		allowDeleg: cfg.AllowDelegation,
-		now:        cfg.Now,
-		rand:       cfg.Rand,
-	}
-	if a.skew == 0 {
-		a.skew = DefaultClockSkew
-	}
-	if a.rc == nil {
-		a.rc = NewReplayCache(0)
-	}
-	if a.now == nil {
-		a.now = time.Now
-	}
-	if a.rand == nil {
-		a.rand = rand.Reader
-	}
-	if cfg.ChannelBindings != nil {
-		a.haveCB = true
-		a.cbHash = channelBindingsHash(cfg.ChannelBindings)
-	}
-
-	patterns := make([]servicePattern, 0, len(cfg.Services))
-	for _, s := range cfg.Services {
-		p, err := parseServicePattern(s)
-		if err != nil {
-			return nil, err
-		}
-		patterns = append(patterns, p)
-	}
-
-	if err := a.loadKeytab(cfg.Keytab); err != nil {
-		return nil, err
-	}
-	for _, sp := range a.allPrincs {
-		if len(patterns) == 0 || slices.ContainsFunc(patterns, func(p servicePattern) bool { return p.matches(sp) }) {
-			a.principals = append(a.principals, sp)
-		}
-	}
-	for _, p := range patterns {
-		if !slices.ContainsFunc(a.principals, func(sp *servicePrincipal) bool { return p.matches(sp) && sp.hasAES() }) {
-			return nil, fmt.Errorf("gss: service %q has no AES key in the keytab", p.String())
-		}
-	}
-	if !slices.ContainsFunc(a.principals, (*servicePrincipal).hasAES) {
-		return nil, errors.New("gss: keytab holds no AES key (enctype 17, 18, 19 or 20)")
-	}
-	return a, nil
-}
-
-// loadKeytab indexes the keytab by principal and derives the ticket key of
-// every AES entry. For duplicate (principal, kvno, etype) entries the most
-// recent timestamp wins, as in gokrb5 and MIT.
-func (a *Acceptor) loadKeytab(kt *keytab.Keytab) error {
-	for _, e := range kt.Entries {
-		var sp *servicePrincipal
-		for _, p := range a.allPrincs {
-			if p.realm == e.Principal.Realm && slices.Equal(p.name, e.Principal.Components) {
-				sp = p
-				break
-			}
-		}
-		if sp == nil {
-			sp = &servicePrincipal{name: slices.Clone(e.Principal.Components), realm: e.Principal.Realm}
-			a.allPrincs = append(a.allPrincs, sp)
-		}
-		k := &serviceKey{kvno: e.KVNO, etype: e.Key.KeyType, ts: e.Timestamp}
-		if krb5crypto.Supported(k.etype) {
-			u, err := krb5crypto.DeriveUsage(k.etype, e.Key.KeyValue, keyusage.KDC_REP_TICKET)
-			if err != nil {
-				return fmt.Errorf("gss: keytab key for %s kvno %d etype %d: %w",
-					principalString(sp.name, sp.realm), k.kvno, k.etype, err)
-			}
-			k.usage = u
-		}
-		if i := slices.IndexFunc(sp.keys, func(o *serviceKey) bool { return o.kvno == k.kvno && o.etype == k.etype }); i >= 0 {
-			if !k.ts.After(sp.keys[i].ts) {
-				continue
-			}
-			sp.keys[i] = k
-			continue
-		}
-		sp.keys = append(sp.keys, k)
-	}
-	return nil
-}
-
-// parseServicePattern parses "a/b@REALM" or "a/b".
-func parseServicePattern(s string) (servicePattern, error) {
-	var p servicePattern
-	name := s
-	if i := strings.LastIndexByte(s, '@'); i >= 0 {
-		name, p.realm = s[:i], s[i+1:]
-		if p.realm == "" {
-			return p, fmt.Errorf("gss: service %q has an empty realm", s)
-		}
-	}
-	if name == "" {
-		return p, fmt.Errorf("gss: service %q has an empty name", s)
-	}
-	p.name = strings.Split(name, "/")
-	if slices.Contains(p.name, "") {
-		return p, fmt.Errorf("gss: service %q has an empty name component", s)
-	}
-	return p, nil
-}
-
-func (p servicePattern) matches(sp *servicePrincipal) bool {
-	return (p.realm == "" || p.realm == sp.realm) && slices.Equal(p.name, sp.name)
-}
-
-func (p servicePattern) String() string {
-	if p.realm == "" {
-		return strings.Join(p.name, "/")
-	}
-	return strings.Join(p.name, "/") + "@" + p.realm
-}
-
-func (sp *servicePrincipal) hasAES() bool {
-	return slices.ContainsFunc(sp.keys, func(k *serviceKey) bool { return k.usage != nil })
-}
-
-// describeKeys lists a principal's keys for error messages, e.g.
-// "kvno 2 etype 17,18; kvno 3 etype 18". It names enctypes and versions,
-// never key bytes.
-func (sp *servicePrincipal) describeKeys() string {
-	ks := slices.Clone(sp.keys)
-	slices.SortFunc(ks, func(x, y *serviceKey) int {
-		if x.kvno != y.kvno {
-			return int(int64(x.kvno) - int64(y.kvno))
-		}
-		return int(x.etype - y.etype)
-	})
-	var b strings.Builder
-	for i, k := range ks {
-		if i == 0 || ks[i-1].kvno != k.kvno {
-			if i > 0 {
-				b.WriteString("; ")
-			}
-			fmt.Fprintf(&b, "kvno %d etype %d", k.kvno, k.etype)
-		} else {
-			fmt.Fprintf(&b, ",%d", k.etype)
-		}
-	}
-	return b.String()
 }
 
 // Accept processes the initiator's first context token (an RFC 4121 §4.1
@@ -460,58 +212,6 @@ func (hs *acceptState) decodeToken(token []byte) error {
 		return krbError(StatusUnavailable, errorcode.KDC_ERR_BADOPTION,
 			"AP-REQ asks for user-to-user authentication (use-session-key), which this acceptor does not support", nil)
 	}
-	return nil
-}
-
-// selectKey applies the service policy and finds the ticket's key.
-func (hs *acceptState) selectKey() error {
-	t := &hs.req.Ticket
-	sname := principalString(t.SName.NameString, t.Realm)
-	for _, sp := range hs.a.principals {
-		if sp.realm == t.Realm && slices.Equal(sp.name, t.SName.NameString) {
-			hs.sp = sp
-			break
-		}
-	}
-	if hs.sp == nil {
-		if slices.ContainsFunc(hs.a.allPrincs, func(sp *servicePrincipal) bool {
-			return sp.realm == t.Realm && slices.Equal(sp.name, t.SName.NameString)
-		}) {
-			return krbError(StatusUnauthorized, errorcode.KRB_AP_ERR_NOT_US,
-				fmt.Sprintf("ticket is for %s, which is not an allowed service", sname), nil)
-		}
-		return krbError(StatusNoCred, errorcode.KRB_AP_ERR_NOKEY,
-			fmt.Sprintf("ticket is for %s, which has no key in the keytab", sname), nil)
-	}
-	etype := t.EncPart.EType
-	kvno := uint32(t.EncPart.KVNO)
-	if !krb5crypto.Supported(etype) {
-		return krbError(StatusUnavailable, errorcode.KDC_ERR_ETYPE_NOSUPP,
-			fmt.Sprintf("ticket for %s is encrypted with etype %d; only AES enctypes 17, 18, 19 and 20 are accepted", sname, etype), nil)
-	}
-	var best *serviceKey
-	kvnoSeen := false
-	for _, k := range hs.sp.keys {
-		// RFC 4120 §5.3: the kvno is optional; without one, use the
-		// newest key version as MIT does.
-		match := t.EncPart.KVNO == 0 || k.kvno == kvno || (k.kvno < 256 && k.kvno == kvno&0xff)
-		if !match {
-			continue
-		}
-		kvnoSeen = true
-		if k.etype == etype && (best == nil || k.kvno > best.kvno) {
-			best = k
-		}
-	}
-	if best == nil || best.usage == nil {
-		code, major := errorcode.KRB_AP_ERR_NOKEY, StatusNoCred
-		if !kvnoSeen {
-			code = errorcode.KRB_AP_ERR_BADKEYVER
-		}
-		return krbError(major, code, fmt.Sprintf("no key for %s kvno %d etype %d in keytab (have %s)",
-			sname, t.EncPart.KVNO, etype, hs.sp.describeKeys()), nil)
-	}
-	hs.key = best
 	return nil
 }
 
@@ -687,87 +387,6 @@ func (hs *acceptState) processChecksum() error {
 	return nil
 }
 
-// krbCredDER is KRB-CRED (RFC 4120 §5.8.1) with the tickets kept as raw
-// DER, so that a credential can be re-encoded without re-encoding them.
-type krbCredDER struct {
-	PVNO    int                 `asn1:"explicit,tag:0"`
-	MsgType int                 `asn1:"explicit,tag:1"`
-	Tickets asn1.RawValue       `asn1:"explicit,tag:2"`
-	EncPart types.EncryptedData `asn1:"explicit,tag:3"`
-}
-
-// readDelegation decrypts and checks a delegated KRB-CRED. Like MIT's
-// rd_cred it tries the initiator subkey, then the session key (key usage
-// 14), and accepts an unencrypted enc-part (etype 0; MIT initiators send
-// that, the authenticator being encrypted already). It returns the
-// credential re-encoded with a clear enc-part, so that its holder needs no
-// key of this context to read it.
-func (hs *acceptState) readDelegation(b []byte) ([]byte, error) {
-	var full messages.KRBCred
-	if err := guardedUnmarshal("delegated KRB-CRED", func() error { return full.Unmarshal(b) }); err != nil {
-		return nil, err
-	}
-	var raw krbCredDER
-	if err := guardedUnmarshal("delegated KRB-CRED", func() error {
-		_, err := asn1.UnmarshalWithParams(b, &raw, fmt.Sprintf("application,explicit,tag:%d", asnAppTag.KRBCred))
-		return err
-	}); err != nil {
-		return nil, err
-	}
-	var plain []byte
-	if raw.EncPart.EType == 0 {
-		plain = slices.Clone(raw.EncPart.Cipher)
-	} else {
-		for _, k := range []Key{hs.subkey, hs.sessionKey} {
-			if k.IsZero() || k.Etype != raw.EncPart.EType {
-				continue
-			}
-			u, err := krb5crypto.DeriveUsage(k.Etype, k.Value, keyusage.KRB_CRED_ENCPART)
-			if err != nil {
-				continue
-			}
-			plain, err = u.Decrypt(nil, raw.EncPart.Cipher)
-			u.Zero()
-			if err == nil {
-				break
-			}
-		}
-		if plain == nil {
-			return nil, krbError(StatusDefectiveCredential, errorcode.KRB_AP_ERR_MODIFIED,
-				fmt.Sprintf("delegated credential from %s (etype %d) does not decrypt with the subkey or the session key",
-					hs.clientName(), raw.EncPart.EType), nil)
-		}
-	}
-	var part messages.EncKrbCredPart
-	err := guardedUnmarshal("delegated EncKrbCredPart", func() error { return part.Unmarshal(plain) })
-	for _, ci := range part.TicketInfo {
-		clear(ci.Key.KeyValue)
-	}
-	if err == nil && (len(part.TicketInfo) == 0 || len(part.TicketInfo) != len(full.Tickets)) {
-		err = krbError(StatusDefectiveToken, errorcode.KRB_ERR_GENERIC,
-			fmt.Sprintf("delegated credential has %d tickets and %d ticket infos", len(full.Tickets), len(part.TicketInfo)), nil)
-	}
-	if err != nil || !hs.a.allowDeleg {
-		clear(plain)
-		return nil, err
-	}
-	out, merr := asn1.Marshal(krbCredDER{
-		PVNO:    iana.PVNO,
-		MsgType: msgtype.KRB_CRED,
-		// gofork decodes an explicitly tagged RawValue as the [2] element
-		// itself and writes FullBytes verbatim, tag included.
-		Tickets: asn1.RawValue{FullBytes: raw.Tickets.FullBytes},
-		EncPart: types.EncryptedData{EType: 0, Cipher: plain},
-	})
-	clear(plain)
-	if merr != nil {
-		return nil, krbError(StatusFailure, errorcode.KRB_ERR_GENERIC, "re-encoding the delegated credential", merr)
-	}
-	der := asn1tools.AddASNAppTag(out, asnAppTag.KRBCred)
-	clear(out)
-	return der, nil
-}
-
 // checkReplay records the authenticator, refusing one already seen. It
 // runs after every other check so that a rejected request never occupies
 // the cache.
@@ -907,57 +526,4 @@ func randomSeq(r io.Reader) (uint32, error) {
 			return s, nil
 		}
 	}
-}
-
-// principalString renders a principal the way MIT's krb5_unparse_name
-// does: components joined by "/", then "@" and the realm, with "/", "@"
-// and "\" escaped by a backslash inside components (and "@", "\" inside
-// the realm), and NUL, newline, tab and backspace written as \0 \n \t \b.
-func principalString(name []string, realm string) string {
-	var b strings.Builder
-	for i, c := range name {
-		if i > 0 {
-			b.WriteByte('/')
-		}
-		writeEscaped(&b, c, true)
-	}
-	b.WriteByte('@')
-	writeEscaped(&b, realm, false)
-	return b.String()
-}
-
-func writeEscaped(b *strings.Builder, s string, component bool) {
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '\\', '@':
-			b.WriteByte('\\')
-			b.WriteByte(c)
-		case '/':
-			if component {
-				b.WriteByte('\\')
-			}
-			b.WriteByte(c)
-		case 0:
-			b.WriteString(`\0`)
-		case '\n':
-			b.WriteString(`\n`)
-		case '\t':
-			b.WriteString(`\t`)
-		case '\b':
-			b.WriteString(`\b`)
-		default:
-			b.WriteByte(c)
-		}
-	}
-}
-
-// fmtTime formats a time for messages: UTC, RFC 3339 with microseconds
-// when there are any.
-func fmtTime(t time.Time) string {
-	return t.UTC().Format("2006-01-02T15:04:05.999999Z07:00")
-}
-
-// fmtSeconds formats a duration in whole seconds, "412s".
-func fmtSeconds(d time.Duration) string {
-	return strconv.FormatInt(int64(d/time.Second), 10) + "s"
 }
