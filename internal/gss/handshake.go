@@ -12,14 +12,14 @@ func isKRB5Mech(oid []byte) bool {
 	return bytes.Equal(oid, oidKRB5) || bytes.Equal(oid, oidKRB5MS)
 }
 
-// handshakeState is where a Handshake stands.
-type handshakeState uint8
+// negPhase is where a Handshake stands in its exchange.
+type negPhase uint8
 
 const (
-	hsStart          handshakeState = iota // nothing received yet
-	hsAwaitMechToken                       // SPNEGO: krb5 selected, its AP-REQ not received yet
-	hsAwaitMIC                             // SPNEGO: context established, the initiator's mechListMIC awaited
-	hsDone                                 // finished, successfully or not
+	hsStart          negPhase = iota // nothing received yet
+	hsAwaitMechToken                 // SPNEGO: krb5 selected, its AP-REQ not received yet
+	hsAwaitMIC                       // SPNEGO: context established, the initiator's mechListMIC awaited
+	hsDone                           // finished, successfully or not
 )
 
 // maxHandshakeTokens bounds the tokens one Handshake takes from the
@@ -57,7 +57,7 @@ const maxHandshakeTokens = 3
 // shared.
 type Handshake struct {
 	a      *Acceptor
-	state  handshakeState
+	phase  negPhase
 	tokens int
 
 	mechTypesDER  []byte // copy of the initiator's MechTypeList
@@ -82,7 +82,7 @@ func (a *Acceptor) NewHandshake() *Handshake { return &Handshake{a: a} }
 // reject (carrying the KRB-ERROR when there is one) for SPNEGO. After a
 // context or an error the Handshake is finished.
 func (h *Handshake) Step(token []byte) (ctx *Context, out []byte, err error) {
-	if h.state == hsDone {
+	if h.phase == hsDone {
 		return nil, nil, newError(StatusFailure, MinorNone, "handshake already finished", nil)
 	}
 	h.tokens++
@@ -94,10 +94,10 @@ func (h *Handshake) Step(token []byte) (ctx *Context, out []byte, err error) {
 				fmt.Errorf("%w: %v", errDecodePanic, r))
 		}
 		if err != nil || ctx != nil {
-			h.state = hsDone
+			h.phase = hsDone
 		}
 	}()
-	switch h.state {
+	switch h.phase {
 	case hsStart:
 		if !isSPNEGOToken(token) {
 			return h.a.acceptKRB5(token)
@@ -117,9 +117,9 @@ func (h *Handshake) Step(token []byte) (ctx *Context, out []byte, err error) {
 // is deleted. It is a no-op on a finished Handshake; a context Step
 // returned belongs to the caller.
 func (h *Handshake) Close() {
-	if h.state != hsDone {
+	if h.phase != hsDone {
 		h.abort()
-		h.state = hsDone
+		h.phase = hsDone
 	}
 }
 
@@ -170,7 +170,7 @@ func (h *Handshake) negTokenInit(token []byte) (*Context, []byte, error) {
 		if idx > 0 {
 			state = negStateRequestMIC
 		}
-		h.state = hsAwaitMechToken
+		h.phase = hsAwaitMechToken
 		return nil, marshalNegTokenResp(&negTokenResp{negState: state, supportedMech: h.supportedMech}), nil
 	}
 	return h.mechToken(init.mechToken, init.mechListMIC, init.hasMIC)
@@ -187,7 +187,7 @@ func (h *Handshake) negTokenResp(token []byte) (*Context, []byte, error) {
 		h.abort()
 		return nil, nil, newError(StatusFailure, MinorNone, "SPNEGO: initiator rejected the negotiation", nil)
 	}
-	switch h.state {
+	switch h.phase {
 	case hsAwaitMechToken:
 		if !resp.hasResponseToken {
 			return nil, h.reject(nil), spnegoDefective("initiator sent no Kerberos token after the counter-proposal")
@@ -246,7 +246,7 @@ func (h *Handshake) mechToken(tok, micIn []byte, hasMIC bool) (*Context, []byte,
 		resp.mechListMIC, resp.hasMIC = mic, true
 		if !hasMIC {
 			resp.negState = negStateAcceptIncomplete
-			h.state = hsAwaitMIC
+			h.phase = hsAwaitMIC
 			return nil, marshalNegTokenResp(&resp), nil
 		}
 	}
