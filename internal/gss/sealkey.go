@@ -72,11 +72,29 @@ func (k *SealKey) ID() uint8 { return k.id }
 
 // AppendKey appends the 32 key bytes to dst and returns the extended slice,
 // so that the listener can hand the key to a worker over their private
-// socketpair (DESIGN.md §6). A zeroed key appends nothing.
+// socketpair (DESIGN.md §6). A zeroed key appends nothing. A nil or short
+// dst leaves a copy of the key in a new heap buffer that the caller must
+// zero; PutKey avoids it.
 func (k *SealKey) AppendKey(dst []byte) []byte {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	return append(dst, k.key...)
+}
+
+// PutKey writes the 32 key bytes into dst without allocating, so that the
+// key can be handed to a worker over its private socketpair (ARCHITECTURE.md
+// §6) with no copy left on the heap. The caller owns dst and must zero it
+// once the key has been sent. PutKey reports whether k holds a key: a zeroed
+// key clears dst and returns false.
+func (k *SealKey) PutKey(dst *[32]byte) bool {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	if len(k.key) != len(dst) {
+		clear(dst[:])
+		return false
+	}
+	copy(dst[:], k.key)
+	return true
 }
 
 // Zero overwrites the key bytes and makes k unusable: Export with k fails and

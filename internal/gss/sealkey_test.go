@@ -99,3 +99,50 @@ func TestSealKey(t *testing.T) {
 // expSliceOf returns a one-element slice holding k, so formatting checks also
 // cover a key inside a container.
 func expSliceOf(k *SealKey) *[]*SealKey { s := []*SealKey{k}; return &s }
+
+func TestSealKeyPutKey(t *testing.T) {
+	t.Run("writes the key", func(t *testing.T) {
+		raw := expRandBytes(t, 32)
+		k, err := NewSealKey(4, raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst := [32]byte{0: 0xff, 31: 0xff}
+		if !k.PutKey(&dst) {
+			t.Fatal("PutKey reports no key")
+		}
+		if !bytes.Equal(dst[:], raw) {
+			t.Error("PutKey did not write the key bytes")
+		}
+		// The worker's copy, made from PutKey's bytes, opens the
+		// listener's tokens.
+		worker, err := NewSealKey(4, dst[:])
+		clear(dst[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok := expExportAt(t, expContext(t, expParams(t, 18, 32, true)), k, expT0)
+		if _, err := expImporterAt(expT0, worker).Import(tok); err != nil {
+			t.Fatalf("worker import: %v", err)
+		}
+	})
+	t.Run("does not allocate", func(t *testing.T) {
+		k := expSealKey(t, 1)
+		var dst [32]byte
+		if n := testing.AllocsPerRun(100, func() { k.PutKey(&dst) }); n != 0 {
+			t.Errorf("PutKey allocates %v times, want 0", n)
+		}
+		clear(dst[:])
+	})
+	t.Run("zeroed key", func(t *testing.T) {
+		k := expSealKey(t, 1)
+		k.Zero()
+		dst := [32]byte{0: 0xff, 17: 0xff, 31: 0xff}
+		if k.PutKey(&dst) {
+			t.Error("PutKey of a zeroed key reports a key")
+		}
+		if dst != ([32]byte{}) {
+			t.Error("PutKey of a zeroed key left dst's old bytes")
+		}
+	})
+}
