@@ -21,7 +21,7 @@ import (
 // socketpair), so a token is useless outside that instance and any change to
 // it is detected before a single field is parsed.
 //
-// Token layout (DESIGN.md §5), version 1:
+// Token layout (ARCHITECTURE.md §5), version 1:
 //
 //	"GSXC" | version u8 (1) | key id u8 | nonce [12] | AES-256-GCM(plaintext) || tag [16]
 //

@@ -18,9 +18,9 @@ import (
 //
 // The memory is per Importer, that is per worker process. That suffices
 // because a token travels only over one worker's private socketpair
-// (DESIGN.md §6); when the listener re-sends the handoff of a worker that
-// died before acknowledging it, the second worker's Importer accepts the
-// token once more, which is the intended recovery, provided it happens
+// (ARCHITECTURE.md §6); when the listener re-sends the handoff of a worker
+// that died before acknowledging it, the second worker's Importer accepts
+// the token once more, which is the intended recovery, provided it happens
 // before the token's import deadline.
 type Importer struct {
 	keys [256]*SealKey // by key id; immutable after NewImporter
@@ -65,7 +65,7 @@ func (im *Importer) SetNow(now func() time.Time) {
 //
 // Status codes, following RFC 2743 §2.2.9 (GSS_S_DEFECTIVE_TOKEN: "the
 // interprocess token is defective"; GSS_S_NO_CONTEXT: the token holds no
-// valid context reference) and DESIGN.md §5:
+// valid context reference) and ARCHITECTURE.md §5:
 //
 //	shorter than header + tag, malformed plaintext,
 //	trailing bytes                      DEFECTIVE_TOKEN              MinorBadLength

@@ -72,9 +72,9 @@ func (k *SealKey) ID() uint8 { return k.id }
 
 // AppendKey appends the 32 key bytes to dst and returns the extended slice,
 // so that the listener can hand the key to a worker over their private
-// socketpair (DESIGN.md §6). A zeroed key appends nothing. A nil or short
-// dst leaves a copy of the key in a new heap buffer that the caller must
-// zero; PutKey avoids it.
+// socketpair (ARCHITECTURE.md §6). A zeroed key appends nothing. A nil or
+// short dst leaves a copy of the key in a new heap buffer that the caller
+// must zero; PutKey avoids it.
 func (k *SealKey) AppendKey(dst []byte) []byte {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
