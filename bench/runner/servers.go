@@ -214,7 +214,7 @@ func tryStartMIT(realm *testrealm.Realm, dir, name, title string, noRcache bool)
 	}
 	// -logfile must name a real file: "-logfile /dev/null" disables the
 	// display stream, which gss-server then writes to unchecked
-	// (MIT-FACTS §1.5).
+	// (MIT's src/appl/gss-sample/gss-server.c).
 	logPath := filepath.Join(dir, name+".log")
 	out, err := os.OpenFile(filepath.Join(dir, name+".stdout"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {

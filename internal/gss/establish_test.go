@@ -172,7 +172,7 @@ func TestEstablishRoundTrip(t *testing.T) {
 	}
 }
 
-// TestAcceptRetFlags checks ret_flags against MIT's (MIT-FACTS §2.3).
+// TestAcceptRetFlags checks ret_flags against MIT's (src/lib/gssapi/krb5/accept_sec_context.c).
 func TestAcceptRetFlags(t *testing.T) {
 	svc := &svcKey{princ: testService, realm: testRealm, kvno: 1, etype: 18}
 	kt := testKeytab(t, svc)

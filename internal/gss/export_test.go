@@ -945,7 +945,7 @@ func TestImportedContextReexports(t *testing.T) {
 
 // expPeerPair returns an initiator and an acceptor context sharing keys of the
 // given enctype, as a completed establishment leaves them: each side's
-// send sequence is the other's expected receive sequence (MIT-FACTS §2.6).
+// send sequence is the other's expected receive sequence (RFC 4121 §4.2.6).
 func expPeerPair(t *testing.T, etype int32, keyLen int, acceptorSubkey bool, flags Flags) (ini, acc *Context) {
 	t.Helper()
 	p := expParams(t, etype, keyLen, acceptorSubkey)

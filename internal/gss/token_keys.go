@@ -61,7 +61,7 @@ func (p *usagePair) zero() {
 // that imports the context derives them once, on the session's first
 // token.
 //
-// Key choice follows RFC 4121 §2 as MIT implements it (MIT-FACTS §3.3):
+// Key choice follows RFC 4121 §2 as MIT implements it (k5sealv3.c):
 // both sides send with the acceptor subkey when one was asserted, else with
 // the initiator subkey (c.subkey, which is the session key when the
 // initiator sent none). A receiver uses the acceptor subkey only when it has

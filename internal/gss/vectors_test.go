@@ -9,7 +9,7 @@ import (
 	"github.com/jcmturner/gokrb5/v8/crypto/common"
 )
 
-// CFX vectors from MIT krb5 src/tests/gssapi/t_invalid.c (MIT-FACTS §3.5):
+// CFX vectors from MIT krb5 src/tests/gssapi/t_invalid.c:
 // aes128-cts-hmac-sha1-96 key "1234567887654321", no acceptor subkey,
 // tokens sent by the initiator with sequence number 0, message "message".
 const (

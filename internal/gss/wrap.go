@@ -71,7 +71,7 @@ func (c *Context) Wrap(msg []byte, conf bool) ([]byte, error) {
 // Unwrap verifies and opens a Wrap token from the peer (gss_unwrap),
 // returning the message and whether it was sealed.
 //
-// Checks, in order (RFC 4121 §4.2.6.2, MIT k5sealv3.c, MIT-FACTS §3.6):
+// Checks, in order (RFC 4121 §4.2.6.2, MIT k5sealv3.c):
 // header length, TOK_ID 05 04 and the 0xff filler (DEFECTIVE_TOKEN), the
 // SentByAcceptor flag against the direction (BAD_SIG, MinorBadDirection),
 // then the body is rotated left by RRC. A sealed token must be long enough
