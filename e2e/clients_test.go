@@ -3,8 +3,8 @@ package e2e
 // The client interoperability matrix: real clients of three GSS-API
 // stacks (MIT's gss-client, a Python client on MIT's library, a C client
 // on Heimdal's library) against the real daemon, with raw krb5 and SPNEGO,
-// the old v1 framing, delegated credentials and channel bindings. README
-// "Interoperability" tabulates it.
+// the old v1 framing, delegated credentials and channel bindings.
+// docs/clients.md, "Interoperability", tabulates it.
 
 import (
 	"context"

@@ -1084,8 +1084,9 @@ func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 
 // TestTroubleshootingErrors produces the common Kerberos failures an
 // operator meets and checks the log line and Kerberos error code each one
-// gives (README, "Troubleshooting"): clock skew, a kvno the keytab lacks,
-// a service the acceptor does not serve, and an enctype the keytab lacks.
+// gives (docs/operations.md, "Troubleshooting Kerberos errors"): clock
+// skew, a kvno the keytab lacks, a service the acceptor does not serve,
+// and an enctype the keytab lacks.
 func TestTroubleshootingErrors(t *testing.T) {
 	r := testrealm.Shared(t)
 	dir := t.TempDir()
@@ -1183,7 +1184,8 @@ func rawHandshake(addr string, tkt *client.Ticket, skew time.Duration) error {
 	return err
 }
 
-// rawLine finds the raw JSON text of a parsed log line, for the README.
+// rawLine finds the raw JSON text of a parsed log line, for
+// docs/operations.md.
 func rawLine(a *opsAcceptor, l map[string]any) string {
 	conn := fmt.Sprint(l["conn"])
 	for _, line := range strings.Split(a.logs.String(), "\n") {
