@@ -1,5 +1,5 @@
 // Package config reads, defaults and validates the gss-acceptor configuration
-// file (DESIGN.md §7).
+// file (ARCHITECTURE.md §7).
 //
 // The file is YAML with snake_case keys, one per Config field. It is parsed
 // into a yaml.Node tree first, rather than unmarshalled straight into a
@@ -42,7 +42,7 @@ const (
 	// DefaultMaxSessionsPerWorker caps the established sessions one worker
 	// serves at once (nginx worker_connections). When every worker is full
 	// the listener stops accepting and the kernel backlog holds new clients
-	// (DESIGN.md §6, backpressure).
+	// (ARCHITECTURE.md §6, backpressure).
 	DefaultMaxSessionsPerWorker = 4096
 
 	// DefaultWorkerMaxSessions is 0: workers are never recycled by session
@@ -76,11 +76,12 @@ const (
 	// for this long.
 	DefaultIdleTimeout = 5 * time.Minute
 
-	// DefaultMaxTokenSize caps one context-establishment token (DESIGN.md
-	// §4). An AP-REQ carrying a large PAC stays well below 64 KiB.
+	// DefaultMaxTokenSize caps one context-establishment token
+	// (ARCHITECTURE.md §4). An AP-REQ carrying a large PAC stays well
+	// below 64 KiB.
 	DefaultMaxTokenSize = 64 << 10
 
-	// DefaultMaxMessageSize caps one data frame body (DESIGN.md §4).
+	// DefaultMaxMessageSize caps one data frame body (ARCHITECTURE.md §4).
 	DefaultMaxMessageSize = 1 << 20
 
 	// DefaultClockSkew is the tolerated difference between the client's and
@@ -93,7 +94,7 @@ const (
 	DefaultReplayCacheSize = 1_000_000
 
 	// DefaultImportDeadline is how long a sealed interprocess token stays
-	// importable after export (DESIGN.md §5).
+	// importable after export (ARCHITECTURE.md §5).
 	DefaultImportDeadline = 30 * time.Second
 
 	// DefaultShutdownTimeout is how long established sessions may run on
