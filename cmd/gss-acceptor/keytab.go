@@ -1,12 +1,17 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
 	"strings"
 
 	"github.com/jcmturner/gokrb5/v8/keytab"
+	"go.uber.org/zap"
+
+	"github.com/gss-acceptor/gss-acceptor/internal/config"
+	"github.com/gss-acceptor/gss-acceptor/internal/gss"
 )
 
 // aesEnctypes are the enctypes the acceptor serves (RFC 3962, RFC 8009).
@@ -71,4 +76,47 @@ func checkKeytab(kt *keytab.Keytab, services []string) (warnings []string, err e
 		return warnings, fmt.Errorf("keytab has no AES key for %s", strings.Join(missing, ", "))
 	}
 	return warnings, nil
+}
+
+// loadKeytab reads the keytab file at path.
+func loadKeytab(path string) (*keytab.Keytab, error) {
+	if path == "" {
+		return nil, errors.New("no keytab configured (keytab: in the config file, or -keytab)")
+	}
+	kt, err := keytab.Load(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading keytab %s: %w", path, err)
+	}
+	return kt, nil
+}
+
+// newAcceptor builds the Kerberos acceptor from the keytab in cfg.
+func (d *daemonState) newAcceptor(cfg *config.Config) (*gss.Acceptor, keytabSummary, error) {
+	kt, err := loadKeytab(cfg.Keytab)
+	if err != nil {
+		return nil, nil, err
+	}
+	warnings, err := checkKeytab(kt, cfg.Services)
+	for _, w := range warnings {
+		d.log.Warn("keytab entry not served", zap.String("entry", w))
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("keytab %s: %w", cfg.Keytab, err)
+	}
+	var cb []byte
+	if cfg.ChannelBindings != "" {
+		cb = []byte(cfg.ChannelBindings)
+	}
+	a, err := gss.NewAcceptor(gss.AcceptorConfig{
+		Keytab:          kt,
+		Services:        cfg.Services,
+		ClockSkew:       cfg.ClockSkew,
+		ReplayCache:     d.replay,
+		ChannelBindings: cb,
+		AllowDelegation: cfg.AllowDelegation,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return a, summarizeKeytab(kt), nil
 }
