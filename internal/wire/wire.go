@@ -230,7 +230,7 @@ func midFrame(err error) error {
 //
 // The listener calls it after the last context token: a client running
 // without mutual authentication sends its first DATA frame right behind its
-// AP-REQ, and those bytes travel with the handoff to the worker (DESIGN §6).
+// AP-REQ, and those bytes travel with the handoff to the worker (ARCHITECTURE.md §6).
 func (r *Reader) Buffered() []byte {
 	n := r.br.Buffered()
 	if n == 0 {
