@@ -448,7 +448,7 @@ func TestReloadRefused(t *testing.T) {
 		{"bad value", acceptorOptions{"workers": "lots"}, "reload refused: configuration invalid; keeping the running one", "workers"},
 		{"missing keytab", acceptorOptions{"keytab": `"/nonexistent/gss.keytab"`}, "reload refused: keytab unusable; keeping the running one", "/nonexistent/gss.keytab"},
 		{"corrupt keytab", acceptorOptions{"keytab": strconv.Quote(corruptKeytab)}, "reload refused: keytab unusable; keeping the running one", "reading keytab " + corruptKeytab},
-		{"service not in keytab", acceptorOptions{"services": `["nosuch/localhost"]`}, "reload refused: keytab unusable; keeping the running one", "no AES key for nosuch/localhost"},
+		{"service not in keytab", acceptorOptions{"services": `["nosuch/localhost"]`}, "reload refused: keytab unusable; keeping the running one", `service "nosuch/localhost" has no AES key in the keytab`},
 	}
 	good := map[string]string{}
 	for k, v := range a.keys {
@@ -908,7 +908,7 @@ func TestCheckConfig(t *testing.T) {
 		{"good, listed service", acceptorOptions{"services": `["host/localhost"]`}, 0, "keytab principal host/localhost@" + r.Name},
 		{"unknown key", acceptorOptions{"wrokers": "2"}, 1, `unknown key "wrokers"`},
 		{"bad duration", acceptorOptions{"handshake_timeout": "30"}, 1, "handshake_timeout"},
-		{"service not in keytab", acceptorOptions{"services": `["nosuch/localhost"]`}, 1, "keytab has no AES key for nosuch/localhost"},
+		{"service not in keytab", acceptorOptions{"services": `["nosuch/localhost"]`}, 1, `service "nosuch/localhost" has no AES key in the keytab`},
 		{"missing keytab", acceptorOptions{"keytab": `"/nonexistent/x.keytab"`}, 1, "/nonexistent/x.keytab"},
 		{"missing worker", acceptorOptions{"worker_path": `"/nonexistent/gss-worker"`}, 1, "worker executable"},
 	}

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -17,7 +18,6 @@ import (
 
 	"github.com/coreos/go-systemd/v22/activation"
 	"github.com/coreos/go-systemd/v22/daemon"
-	"github.com/jcmturner/gokrb5/v8/keytab"
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
@@ -52,17 +52,6 @@ type daemonState struct {
 	metricsSrv *metrics.Server  // nil without metrics_address
 }
 
-func loadKeytab(path string) (*keytab.Keytab, error) {
-	if path == "" {
-		return nil, errors.New("no keytab configured (keytab: in the config file, or -keytab)")
-	}
-	kt, err := keytab.Load(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading keytab %s: %w", path, err)
-	}
-	return kt, nil
-}
-
 // workerPath finds the gss-worker executable: as configured, else beside
 // this executable.
 func workerPath(cfg *config.Config) (string, error) {
@@ -84,37 +73,6 @@ func workerPath(cfg *config.Config) (string, error) {
 	return p, nil
 }
 
-// newAcceptor builds the Kerberos acceptor from the keytab in cfg.
-func (d *daemonState) newAcceptor(cfg *config.Config) (*gss.Acceptor, keytabSummary, error) {
-	kt, err := loadKeytab(cfg.Keytab)
-	if err != nil {
-		return nil, nil, err
-	}
-	warnings, err := checkKeytab(kt, cfg.Services)
-	for _, w := range warnings {
-		d.log.Warn("keytab entry not served", zap.String("entry", w))
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("keytab %s: %w", cfg.Keytab, err)
-	}
-	var cb []byte
-	if cfg.ChannelBindings != "" {
-		cb = []byte(cfg.ChannelBindings)
-	}
-	a, err := gss.NewAcceptor(gss.AcceptorConfig{
-		Keytab:          kt,
-		Services:        cfg.Services,
-		ClockSkew:       cfg.ClockSkew,
-		ReplayCache:     d.replay,
-		ChannelBindings: cb,
-		AllowDelegation: cfg.AllowDelegation,
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	return a, summarizeKeytab(kt), nil
-}
-
 func newDaemon(cfg *config.Config, o *options) (*daemonState, error) {
 	lg, err := logging.New(logging.Options{Level: cfg.LogLevel, Format: cfg.LogFormat, File: cfg.LogFile})
 	if err != nil {
@@ -125,10 +83,25 @@ func newDaemon(cfg *config.Config, o *options) (*daemonState, error) {
 	return d, nil
 }
 
-// run starts everything, serves until SIGTERM/SIGINT, then drains.
+// run starts everything, serves until SIGTERM/SIGINT, then drains. A
+// failure to start is logged once, whatever step it came from, and what
+// had been started is stopped.
 func (d *daemonState) run() int {
+	defer d.log.Sync()
+	if err := d.start(); err != nil {
+		d.log.Error("cannot start", zap.Error(err))
+		d.abandonStart()
+		return exitFailedStart
+	}
+	return d.serve()
+}
+
+// start does everything that can fail before serving: keytab and
+// acceptor, seal key, worker credential, listeners, the worker pool and
+// its first workers, the listener server and the metrics endpoint.
+// On error, abandonStart undoes what it did.
+func (d *daemonState) start() error {
 	log := d.log.Logger
-	defer log.Sync()
 	cfg := d.cfg
 	log.Info("starting", zap.String("version", version.String()), zap.Int("pid", os.Getpid()),
 		zap.Strings("listen", cfg.Listen), zap.String("keytab", cfg.Keytab),
@@ -136,31 +109,26 @@ func (d *daemonState) run() int {
 
 	acc, summary, err := d.newAcceptor(cfg)
 	if err != nil {
-		log.Error("cannot start", zap.Error(err))
-		return exitFailedStart
+		return err
 	}
 	log.Info("keytab loaded", zap.Any("principals", summary))
 
 	wpath, err := workerPath(cfg)
 	if err != nil {
-		log.Error("cannot start", zap.Error(err))
-		return exitFailedStart
+		return err
 	}
 	if d.sealKey, err = gss.GenerateSealKey(1); err != nil {
-		log.Error("cannot start", zap.Error(err))
-		return exitFailedStart
+		return err
 	}
 	cred, err := workerCredential(cfg)
 	if err != nil {
-		log.Error("cannot start", zap.Error(err))
-		return exitFailedStart
+		return err
 	}
 	if d.lns, err = d.listen(cfg); err != nil {
-		log.Error("cannot start", zap.Error(err))
-		return exitFailedStart
+		return err
 	}
 
-	d.pool, err = listener.NewPool(listener.PoolConfig{
+	pool, err := listener.NewPool(listener.PoolConfig{
 		Path:                 wpath,
 		Args:                 []string{"-log-level", cfg.LogLevel, "-log-format", cfg.LogFormat},
 		Env:                  workerEnv(cfg.WorkerCPUs),
@@ -176,16 +144,14 @@ func (d *daemonState) run() int {
 		OnSessionEnd:         d.observeSession,
 	})
 	if err != nil {
-		log.Error("cannot start", zap.Error(err))
-		return exitFailedStart
+		return err
 	}
+	d.pool = pool
 	startCtx, cancel := context.WithTimeout(context.Background(), workerStartTimeout)
 	err = d.pool.Start(startCtx)
 	cancel()
 	if err != nil {
-		log.Error("cannot start workers", zap.Error(err))
-		d.pool.Shutdown(context.Background())
-		return exitFailedStart
+		return fmt.Errorf("starting workers: %w", err)
 	}
 
 	d.server, err = listener.NewServer(listener.Config{
@@ -202,19 +168,33 @@ func (d *daemonState) run() int {
 		},
 	})
 	if err != nil {
-		log.Error("cannot start", zap.Error(err))
-		d.pool.Shutdown(context.Background())
-		return exitFailedStart
+		return err
 	}
 	if cfg.MetricsAddress != "" {
 		d.metricsSrv, err = d.metrics.Listen(cfg.MetricsAddress, zap.NewStdLog(log.Named("metrics")))
 		if err != nil {
-			log.Error("cannot start", zap.Error(err))
-			d.pool.Shutdown(context.Background())
-			return exitFailedStart
+			return err
 		}
 		log.Info("metrics listening", zap.String("address", d.metricsSrv.Addr().String()))
 	}
+	return nil
+}
+
+// abandonStart stops what a failed start had started: the worker pool
+// (its workers, if any ran) and the listeners. Nothing is serving yet.
+func (d *daemonState) abandonStart() {
+	if d.pool != nil {
+		d.pool.Shutdown(context.Background())
+	}
+	closeAll(d.lns)
+}
+
+// serve serves the listeners and tells systemd the daemon is ready, then
+// handles signals until SIGTERM/SIGINT (drain) or a listener failure. The
+// signal handlers are in place before READY=1, so that a stop request
+// sent as soon as systemd sees the daemon ready drains it.
+func (d *daemonState) serve() int {
+	log := d.log.Logger
 	serveErr := make(chan error, len(d.lns))
 	for _, ln := range d.lns {
 		go func() { serveErr <- d.server.Serve(ln) }()
@@ -412,7 +392,7 @@ func keepRestartOnly(cfg, running *config.Config) []string {
 			reset()
 		}
 	}
-	keep("listen", !equalStrings(cfg.Listen, running.Listen), func() { cfg.Listen = running.Listen })
+	keep("listen", !slices.Equal(cfg.Listen, running.Listen), func() { cfg.Listen = running.Listen })
 	keep("log_format", cfg.LogFormat != running.LogFormat, func() { cfg.LogFormat = running.LogFormat })
 	keep("log_file", cfg.LogFile != running.LogFile, func() { cfg.LogFile = running.LogFile })
 	keep("metrics_address", cfg.MetricsAddress != running.MetricsAddress, func() { cfg.MetricsAddress = running.MetricsAddress })
@@ -599,16 +579,4 @@ func lookupGroup(s string) (*user.Group, error) {
 		return nil, fmt.Errorf("worker_group: %w", err)
 	}
 	return g, nil
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -1,16 +1,18 @@
 package main
 
 import (
+	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 
 	"github.com/jcmturner/gokrb5/v8/keytab"
-)
+	"go.uber.org/zap"
 
-// aesEnctypes are the enctypes the acceptor serves (RFC 3962, RFC 8009).
-var aesEnctypes = []int32{17, 18, 19, 20}
+	"github.com/gss-acceptor/gss-acceptor/internal/config"
+	"github.com/gss-acceptor/gss-acceptor/internal/gss"
+	"github.com/gss-acceptor/gss-acceptor/internal/krb5crypto"
+)
 
 // keytabSummary lists, per principal, the kvno/enctype pairs a keytab
 // holds. It is what -check-config prints and what the startup and reload
@@ -38,37 +40,72 @@ func (s keytabSummary) principals() []string {
 	return ps
 }
 
-// checkKeytab verifies that the keytab can serve the configured services:
-// each allowed principal (or, with none configured, the keytab as a whole)
-// has at least one AES key. Non-AES keys are reported as unusable.
-func checkKeytab(kt *keytab.Keytab, services []string) (warnings []string, err error) {
-	if len(kt.Entries) == 0 {
-		return nil, fmt.Errorf("keytab holds no keys")
-	}
-	hasAES := map[string]bool{}
+// unservedEntries describes the keytab entries the acceptor ignores: those
+// of an enctype other than the four AES ones it serves.
+func unservedEntries(kt *keytab.Keytab) []string {
+	var out []string
 	for _, e := range kt.Entries {
+		if krb5crypto.Supported(e.Key.KeyType) {
+			continue
+		}
 		name := strings.Join(e.Principal.Components, "/") + "@" + e.Principal.Realm
-		if slices.Contains(aesEnctypes, e.Key.KeyType) {
-			hasAES[name] = true
-			hasAES[strings.Join(e.Principal.Components, "/")] = true
-		} else {
-			warnings = append(warnings, fmt.Sprintf("%s kvno %d: enctype %d is not served (AES only: 17, 18, 19, 20)", name, e.KVNO, e.Key.KeyType))
-		}
+		out = append(out, fmt.Sprintf("%s kvno %d: enctype %d is not served (AES only: 17, 18, 19, 20)", name, e.KVNO, e.Key.KeyType))
 	}
-	if len(services) == 0 {
-		if len(hasAES) == 0 {
-			return warnings, fmt.Errorf("keytab holds no AES keys (enctypes 17, 18, 19, 20)")
-		}
-		return warnings, nil
+	return out
+}
+
+// loadKeytab reads the keytab file at path and refuses one without keys.
+func loadKeytab(path string) (*keytab.Keytab, error) {
+	if path == "" {
+		return nil, errors.New("no keytab configured (keytab: in the config file, or -keytab)")
 	}
-	var missing []string
-	for _, s := range services {
-		if !hasAES[s] {
-			missing = append(missing, s)
-		}
+	kt, err := keytab.Load(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading keytab %s: %w", path, err)
 	}
-	if len(missing) > 0 {
-		return warnings, fmt.Errorf("keytab has no AES key for %s", strings.Join(missing, ", "))
+	if len(kt.Entries) == 0 {
+		return nil, fmt.Errorf("keytab %s: keytab holds no keys", path)
 	}
-	return warnings, nil
+	return kt, nil
+}
+
+// buildAcceptor builds the Kerberos acceptor cfg describes, from the keytab
+// it names, as the daemon serves with it at start and on reload and as
+// -check-config validates it. gss.NewAcceptor decides whether the keytab
+// can serve the configured services (an AES key for each, or for some
+// principal when none is listed); its refusal is returned naming the
+// keytab. warn is called with each keytab entry the acceptor will not use.
+func buildAcceptor(cfg *config.Config, replay *gss.ReplayCache, warn func(entry string)) (*gss.Acceptor, keytabSummary, error) {
+	kt, err := loadKeytab(cfg.Keytab)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, w := range unservedEntries(kt) {
+		warn(w)
+	}
+	var cb []byte
+	if cfg.ChannelBindings != "" {
+		cb = []byte(cfg.ChannelBindings)
+	}
+	a, err := gss.NewAcceptor(gss.AcceptorConfig{
+		Keytab:          kt,
+		Services:        cfg.Services,
+		ClockSkew:       cfg.ClockSkew,
+		ReplayCache:     replay,
+		ChannelBindings: cb,
+		AllowDelegation: cfg.AllowDelegation,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("keytab %s: %w", cfg.Keytab, err)
+	}
+	return a, summarizeKeytab(kt), nil
+}
+
+// newAcceptor builds the acceptor for cfg with the daemon's replay cache,
+// shared by every acceptor a reload makes so that no replay window opens,
+// and logs the keytab entries it will not use.
+func (d *daemonState) newAcceptor(cfg *config.Config) (*gss.Acceptor, keytabSummary, error) {
+	return buildAcceptor(cfg, d.replay, func(entry string) {
+		d.log.Warn("keytab entry not served", zap.String("entry", entry))
+	})
 }

@@ -9,11 +9,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/gss-acceptor/gss-acceptor/internal/config"
+	"github.com/gss-acceptor/gss-acceptor/internal/gss"
 	"github.com/gss-acceptor/gss-acceptor/internal/version"
 )
 
@@ -139,7 +141,7 @@ func run(args []string) int {
 		return exitFailedStart
 	}
 	if o.checkConfig {
-		return checkConfig(cfg, o.configPath)
+		return checkConfig(cfg, o.configPath, os.Stdout, os.Stderr)
 	}
 	d, err := newDaemon(cfg, o)
 	if err != nil {
@@ -149,32 +151,30 @@ func run(args []string) int {
 	return d.run()
 }
 
-// checkConfig validates the configuration and the keytab like `nginx -t`.
-func checkConfig(cfg *config.Config, path string) int {
-	kt, err := loadKeytab(cfg.Keytab)
+// checkConfig validates the configuration and the keytab like `nginx -t`:
+// it builds the acceptor exactly as the daemon would (gss.NewAcceptor
+// judges the keytab against the services) and finds the worker
+// executable. Problems and warnings go to stderr, the verdict and the
+// keytab's principals to stdout.
+func checkConfig(cfg *config.Config, path string, stdout, stderr io.Writer) int {
+	_, summary, err := buildAcceptor(cfg, gss.NewReplayCache(cfg.ReplayCacheSize), func(entry string) {
+		fmt.Fprintln(stderr, "gss-acceptor: warning:", entry)
+	})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "gss-acceptor:", err)
-		return exitFailure
-	}
-	warnings, err := checkKeytab(kt, cfg.Services)
-	for _, w := range warnings {
-		fmt.Fprintln(os.Stderr, "gss-acceptor: warning:", w)
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "gss-acceptor: keytab %s: %v\n", cfg.Keytab, err)
+		fmt.Fprintln(stderr, "gss-acceptor:", err)
 		return exitFailure
 	}
 	if _, err := workerPath(cfg); err != nil {
-		fmt.Fprintln(os.Stderr, "gss-acceptor:", err)
+		fmt.Fprintln(stderr, "gss-acceptor:", err)
 		return exitFailure
 	}
 	name := path
 	if name == "" {
 		name = "(defaults and flags)"
 	}
-	fmt.Printf("gss-acceptor: configuration %s is ok\n", name)
-	for _, p := range summarizeKeytab(kt).principals() {
-		fmt.Printf("gss-acceptor: keytab principal %s\n", p)
+	fmt.Fprintf(stdout, "gss-acceptor: configuration %s is ok\n", name)
+	for _, p := range summary.principals() {
+		fmt.Fprintf(stdout, "gss-acceptor: keytab principal %s\n", p)
 	}
 	return exitOK
 }

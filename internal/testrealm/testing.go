@@ -6,10 +6,6 @@ import (
 	"os"
 	"sync"
 	"testing"
-
-	"github.com/jcmturner/gokrb5/v8/client"
-	"github.com/jcmturner/gokrb5/v8/config"
-	"github.com/jcmturner/gokrb5/v8/keytab"
 )
 
 // RequireMIT skips t when the MIT programs are missing, or fails it when
@@ -122,31 +118,4 @@ func closeShared() error {
 		errs = append(errs, os.RemoveAll(shared.dir))
 	}
 	return errors.Join(errs...)
-}
-
-// GoClient returns a gokrb5 client for UserPrincipal, logged in with the
-// keys in UserKeytab, using the given krb5.conf (r.Krb5Conf, or one from
-// ClientKrb5Conf to force the session key enctype).
-//
-// gokrb5 reports directives it does not know (such as qualify_shortname)
-// as config.UnsupportedDirective; that is not fatal. PA-FX-FAST is
-// disabled because an MIT KDC without armor keys does not offer FAST.
-func (r *Realm) GoClient(krb5conf string) (*client.Client, error) {
-	cfg, err := config.Load(krb5conf)
-	if err != nil {
-		var unsupported config.UnsupportedDirective
-		if !errors.As(err, &unsupported) || cfg == nil {
-			return nil, fmt.Errorf("testrealm: loading %s: %w", krb5conf, err)
-		}
-	}
-	kt, err := keytab.Load(r.UserKeytab)
-	if err != nil {
-		return nil, fmt.Errorf("testrealm: loading %s: %w", r.UserKeytab, err)
-	}
-	cl := client.NewWithKeytab("alice", r.Name, kt, cfg, client.DisablePAFXFAST(true))
-	if err := cl.Login(); err != nil {
-		cl.Destroy()
-		return nil, fmt.Errorf("testrealm: gokrb5 login as %s: %w", r.UserPrincipal, err)
-	}
-	return cl, nil
 }

@@ -64,6 +64,16 @@ const (
 // four-byte length. A v1 frame header is one byte shorter.
 const HeaderSize = 5
 
+// HeaderLen returns the size of the header of a frame with these flags on
+// the wire: HeaderSize, or HeaderSize-1 for a v1 frame (flags 0), which
+// has no flag byte.
+func HeaderLen(flags byte) int {
+	if flags == 0 {
+		return HeaderSize - 1
+	}
+	return HeaderSize
+}
+
 // MaxBodyLen is the largest body length the framing can express (the
 // length field is 32 bits wide). A v1 frame can only carry bodies shorter
 // than 1<<24 bytes, because its first byte must be 0x00 to be recognised.
@@ -220,8 +230,7 @@ func midFrame(err error) error {
 //
 // The listener calls it after the last context token: a client running
 // without mutual authentication sends its first DATA frame right behind its
-// AP-REQ, and those bytes travel with the handoff to the worker
-// (ARCHITECTURE.md §4, §6).
+// AP-REQ, and those bytes travel with the handoff to the worker (ARCHITECTURE.md §6).
 func (r *Reader) Buffered() []byte {
 	n := r.br.Buffered()
 	if n == 0 {

@@ -79,6 +79,9 @@ func TestAppendFrameGolden(t *testing.T) {
 			if f.IsV1() != (tt.flags == 0) {
 				t.Errorf("IsV1 = %v for flags %#x", f.IsV1(), tt.flags)
 			}
+			if n := HeaderLen(tt.flags); n != len(want)-len(tt.body) {
+				t.Errorf("HeaderLen(%#x) = %d, want %d", tt.flags, n, len(want)-len(tt.body))
+			}
 		})
 	}
 }

@@ -39,7 +39,9 @@ type Session struct {
 	MaxMessageSize int           // largest DATA body accepted
 	IdleTimeout    time.Duration // 0: no idle timeout
 
-	// Counters reported in the session's outcome log line.
+	// Counters reported in the session's outcome log line. Bytes are
+	// frames as on the wire, headers included (4 bytes in v1 framing, 5
+	// with a flag byte).
 	MessagesIn, MessagesOut int
 	BytesIn, BytesOut       int64
 }
@@ -54,7 +56,7 @@ func (s *Session) ReadFrame() (wire.Frame, error) {
 	f, err := s.Reader.ReadFrame(s.MaxMessageSize)
 	if err == nil {
 		s.MessagesIn++
-		s.BytesIn += int64(len(f.Body)) + 5
+		s.BytesIn += int64(wire.HeaderLen(f.Flags) + len(f.Body))
 	}
 	return f, err
 }
@@ -65,7 +67,7 @@ func (s *Session) WriteFrame(flags byte, body []byte) error {
 		return err
 	}
 	s.MessagesOut++
-	s.BytesOut += int64(len(body)) + 5
+	s.BytesOut += int64(wire.HeaderLen(flags) + len(body))
 	return nil
 }
 

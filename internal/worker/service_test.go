@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/gss-acceptor/gss-acceptor/internal/gss/gsstest/forge"
+	"github.com/gss-acceptor/gss-acceptor/internal/wire"
 )
 
 // testCred builds a delegated KRB-CRED for pname@prealm with infos ticket
@@ -163,3 +165,52 @@ func TestDelegatedClientCorpus(t *testing.T) {
 }
 
 var updateCorpus = flag.Bool("update-corpus", false, "rewrite the seed corpus under testdata/fuzz/FuzzDelegatedClient")
+
+// writeBuffer is a net.Conn whose writes go to a buffer; nothing else of
+// it is used.
+type writeBuffer struct {
+	net.Conn
+	buf bytes.Buffer
+}
+
+// Write implements net.Conn.
+func (w *writeBuffer) Write(b []byte) (int, error) { return w.buf.Write(b) }
+
+// TestSessionCountsWireBytes: the byte counters of a session are the
+// bytes its frames take on the wire, headers included, in both framings:
+// a v1 frame (flags 0) has a four-byte header, a flagged one five.
+func TestSessionCountsWireBytes(t *testing.T) {
+	tests := []struct {
+		name  string
+		flags byte
+	}{
+		{"v1", 0},
+		{"flagged", wire.FlagData | wire.FlagWrapped | wire.FlagSendMIC},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var in []byte
+			for _, n := range []int{0, 1, 300} {
+				in = wire.AppendFrame(in, tt.flags, bytes.Repeat([]byte{'m'}, n))
+			}
+			conn := &writeBuffer{}
+			s := &Session{Conn: conn, Reader: wire.NewReader(bytes.NewReader(in), 64), MaxMessageSize: 1 << 10}
+			for range 3 {
+				if _, err := s.ReadFrame(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, n := range []int{0, 28} {
+				if err := s.WriteFrame(tt.flags, bytes.Repeat([]byte{'r'}, n)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if s.MessagesIn != 3 || s.BytesIn != int64(len(in)) {
+				t.Errorf("in: %d messages, %d bytes; want 3, %d", s.MessagesIn, s.BytesIn, len(in))
+			}
+			if s.MessagesOut != 2 || s.BytesOut != int64(conn.buf.Len()) {
+				t.Errorf("out: %d messages, %d bytes; want 2, %d", s.MessagesOut, s.BytesOut, conn.buf.Len())
+			}
+		})
+	}
+}

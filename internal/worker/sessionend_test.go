@@ -66,7 +66,7 @@ func TestSessionEndReport(t *testing.T) {
 				if err := wire.WriteFrame(cli, wire.FlagData|wire.FlagWrapped|wire.FlagEncrypted|wire.FlagSendMIC, tok); err != nil {
 					t.Fatal(err)
 				}
-				wantIn += uint64(len(tok)) + 5
+				wantIn += uint64(wire.HeaderLen(wire.FlagData) + len(tok))
 				f, err := r.ReadFrame(1 << 16)
 				if err != nil {
 					t.Fatal(err)
@@ -74,7 +74,7 @@ func TestSessionEndReport(t *testing.T) {
 				if err := cctx.VerifyMIC([]byte(tt.payload), f.Body); err != nil {
 					t.Fatalf("MIC: %v", err)
 				}
-				wantOut += uint64(len(f.Body)) + 5
+				wantOut += uint64(wire.HeaderLen(f.Flags) + len(f.Body))
 			}
 			msgsIn := uint64(tt.messages)
 			if tt.closeRaw {
@@ -84,7 +84,7 @@ func TestSessionEndReport(t *testing.T) {
 					t.Fatal(err)
 				}
 				msgsIn++ // the closing NOOP is a frame read
-				wantIn += 5
+				wantIn += uint64(wire.HeaderLen(wire.FlagNoop))
 			}
 
 			m, err = parent.Recv()
