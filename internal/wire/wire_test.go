@@ -32,8 +32,8 @@ func seq(n int) []byte {
 	return b
 }
 
-// Golden frames from MIT-FACTS §1.3 (the default gss-client exchange) and
-// §1.4 (v1 framing), as gss-misc.c send_token lays them out.
+// Golden frames of the default gss-client exchange and of v1 framing, as
+// MIT's gss-misc.c send_token lays them out.
 func TestAppendFrameGolden(t *testing.T) {
 	tests := []struct {
 		name  string
