@@ -1,7 +1,8 @@
 // Package listener is the acceptor process's network side: the accept
-// loop, the per-connection handshake (gss-sample framing around the
-// Kerberos acceptor) with its deadline and limits, and the worker pool that
-// established sessions are handed to.
+// loop and the per-connection handshake (gss-sample framing around the
+// Kerberos acceptor) with its deadline and limits. Established sessions go
+// to a Dispatcher (the supervisor's worker pool), which this package knows
+// only through that interface.
 package listener
 
 import (
@@ -36,10 +37,23 @@ const (
 // ErrServerClosed is returned by Serve after Shutdown or Close.
 var ErrServerClosed = errors.New("listener: server closed")
 
-// Dispatcher hands an established session to a worker. *Pool implements it.
+// Dispatcher hands an established session to a worker.
+// *supervisor.Pool implements it.
 type Dispatcher interface {
+	// Handoff passes the connection's descriptor, the sealed context token
+	// and the client bytes read past the token to a worker, and returns
+	// once the worker has taken the session (or refused it, or ctx ended).
+	// The caller keeps fd open until Handoff returns.
 	Handoff(ctx context.Context, fd int, token, readAhead []byte) (HandoffResult, error)
+	// WaitCapacity blocks while no worker has room for another session.
 	WaitCapacity(ctx context.Context) error
+}
+
+// HandoffResult reports where a connection went.
+type HandoffResult struct {
+	PID      int    // worker that took the session
+	Attempts int    // 1 unless a worker died holding the handoff
+	Status   uint32 // 0 on success, else the worker's GSS major status
 }
 
 // Config configures a Server.

@@ -1,4 +1,4 @@
-package listener
+package supervisor
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/gss-acceptor/gss-acceptor/internal/gss"
 	"github.com/gss-acceptor/gss-acceptor/internal/handoff"
+	"github.com/gss-acceptor/gss-acceptor/internal/listener"
 )
 
 // ExitFatalConfig is the exit status a worker uses for errors that a
@@ -33,8 +34,11 @@ const (
 	maxHandoffAttempts = 4
 )
 
+// Pool hands sessions to workers for the listener's accept loop.
+var _ listener.Dispatcher = (*Pool)(nil)
+
 // ErrPoolClosed is returned by Handoff after Shutdown has begun.
-var ErrPoolClosed = errors.New("listener: worker pool is shutting down")
+var ErrPoolClosed = errors.New("supervisor: worker pool is shutting down")
 
 // PoolConfig configures a Pool.
 type PoolConfig struct {
@@ -137,16 +141,16 @@ type Pool struct {
 // NewPool validates cfg and returns a Pool; Start launches the workers.
 func NewPool(cfg PoolConfig) (*Pool, error) {
 	if cfg.Path == "" {
-		return nil, errors.New("listener: worker path is empty")
+		return nil, errors.New("supervisor: worker path is empty")
 	}
 	if cfg.Workers < 1 {
-		return nil, fmt.Errorf("listener: need at least one worker, got %d", cfg.Workers)
+		return nil, fmt.Errorf("supervisor: need at least one worker, got %d", cfg.Workers)
 	}
 	if cfg.MaxSessionsPerWorker < 1 {
-		return nil, fmt.Errorf("listener: max sessions per worker must be positive, got %d", cfg.MaxSessionsPerWorker)
+		return nil, fmt.Errorf("supervisor: max sessions per worker must be positive, got %d", cfg.MaxSessionsPerWorker)
 	}
 	if cfg.SealKey == nil {
-		return nil, errors.New("listener: no seal key")
+		return nil, errors.New("supervisor: no seal key")
 	}
 	if cfg.RespawnBackoffMax <= 0 {
 		cfg.RespawnBackoffMax = DefaultRespawnBackoffMax
@@ -194,7 +198,7 @@ func (p *Pool) Start(ctx context.Context) error {
 				p.log.Warn("not every worker became ready in time", zap.Int("ready", ready), zap.Int("wanted", n))
 				return nil
 			}
-			return fmt.Errorf("listener: no worker became ready: %w", ctx.Err())
+			return fmt.Errorf("supervisor: no worker became ready: %w", ctx.Err())
 		}
 	}
 }
@@ -322,7 +326,7 @@ func (p *Pool) spawn(i int) (*workerProc, error) {
 	if err := cmd.Start(); err != nil {
 		parent.Close()
 		child.Close()
-		return nil, fmt.Errorf("listener: starting %s: %w", p.cfg.Path, err)
+		return nil, fmt.Errorf("supervisor: starting %s: %w", p.cfg.Path, err)
 	}
 	child.Close()
 
@@ -507,20 +511,13 @@ func (p *Pool) pickLocked() *workerProc {
 	return best
 }
 
-// HandoffResult reports where a connection went.
-type HandoffResult struct {
-	PID      int    // worker that took the session
-	Attempts int    // 1 unless a worker died holding the handoff
-	Status   uint32 // 0 on success, else the worker's GSS major status
-}
-
 // Handoff passes the connection fd and the exported context token to the
 // least-loaded worker and waits for its ACK. The caller keeps fd open until
 // Handoff returns. If the chosen worker dies before answering, the handoff
 // goes to another worker. Handoff blocks while every worker is at its
 // session cap, until ctx ends.
-func (p *Pool) Handoff(ctx context.Context, fd int, token, readAhead []byte) (HandoffResult, error) {
-	var res HandoffResult
+func (p *Pool) Handoff(ctx context.Context, fd int, token, readAhead []byte) (listener.HandoffResult, error) {
+	var res listener.HandoffResult
 	for res.Attempts < maxHandoffAttempts {
 		res.Attempts++
 		w, id, ch, err := p.reserve(ctx)
@@ -543,17 +540,17 @@ func (p *Pool) Handoff(ctx context.Context, fd int, token, readAhead []byte) (Ha
 			}
 			res.Status = r.status
 			if r.status != 0 {
-				return res, fmt.Errorf("listener: worker %d refused the context: %w", w.pid, gss.Major(r.status))
+				return res, fmt.Errorf("supervisor: worker %d refused the context: %w", w.pid, gss.Major(r.status))
 			}
 			return res, nil
 		case <-ctx.Done():
 			// The worker may still take it; we stop waiting and the caller
 			// closes its copy of the socket.
 			p.release(w, id)
-			return res, fmt.Errorf("listener: waiting for worker %d: %w", w.pid, ctx.Err())
+			return res, fmt.Errorf("supervisor: waiting for worker %d: %w", w.pid, ctx.Err())
 		}
 	}
-	return res, fmt.Errorf("listener: handoff failed after %d attempts", res.Attempts)
+	return res, fmt.Errorf("supervisor: handoff failed after %d attempts", res.Attempts)
 }
 
 // reserve waits for a worker with room and registers a pending handoff.
@@ -581,7 +578,7 @@ func (p *Pool) reserve(ctx context.Context) (*workerProc, uint64, chan ackResult
 		case <-ch:
 		case <-ctx.Done():
 			p.mu.Lock()
-			return nil, 0, nil, fmt.Errorf("listener: no worker has room: %w", ctx.Err())
+			return nil, 0, nil, fmt.Errorf("supervisor: no worker has room: %w", ctx.Err())
 		}
 		p.mu.Lock()
 	}
@@ -658,7 +655,7 @@ func (p *Pool) WaitCapacity(ctx context.Context) error {
 // new sessions and exit when their sessions have ended.
 func (p *Pool) Resize(n int) error {
 	if n < 1 {
-		return fmt.Errorf("listener: need at least one worker, got %d", n)
+		return fmt.Errorf("supervisor: need at least one worker, got %d", n)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -691,7 +688,7 @@ func (p *Pool) Resize(n int) error {
 // the recycling thresholds apply at once, to every worker.
 func (p *Pool) SetLimits(limits handoff.Hello, maxSessionsPerWorker, recycleAfterSessions int, recycleAfter time.Duration) error {
 	if maxSessionsPerWorker < 1 {
-		return fmt.Errorf("listener: max sessions per worker must be positive, got %d", maxSessionsPerWorker)
+		return fmt.Errorf("supervisor: max sessions per worker must be positive, got %d", maxSessionsPerWorker)
 	}
 	limits.Zero() // only the limit fields are taken; never hold a key here
 	p.mu.Lock()
