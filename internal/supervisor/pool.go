@@ -18,11 +18,6 @@ import (
 	"github.com/gss-acceptor/gss-acceptor/internal/listener"
 )
 
-// ExitFatalConfig is the exit status a worker uses for errors that a
-// restart cannot fix (bad HELLO, not started by the acceptor). The pool
-// does not respawn a worker that exits with it (nginx's exit-2 rule).
-const ExitFatalConfig = 2
-
 // Pool defaults.
 const (
 	DefaultRespawnBackoffMax = 30 * time.Second
@@ -265,7 +260,7 @@ func (p *Pool) superviseSlotLocked(i int) {
 				if stop {
 					return
 				}
-				if code == ExitFatalConfig {
+				if code == handoff.ExitFatal {
 					p.log.Error("worker exited with the fatal-configuration status; not respawning",
 						zap.Int("slot", i), zap.Int("pid", w.pid), zap.Int("status", code))
 					return

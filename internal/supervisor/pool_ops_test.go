@@ -30,12 +30,12 @@ func TestMain(m *testing.M) {
 func fakeWorker() int {
 	ch, err := handoff.FromFD(3)
 	if err != nil {
-		return ExitFatalConfig
+		return handoff.ExitFatal
 	}
 	m, err := ch.Recv()
 	hello, ok := m.(*handoff.Hello)
 	if err != nil || !ok {
-		return ExitFatalConfig
+		return handoff.ExitFatal
 	}
 	hello.Zero()
 	if ch.Send(&handoff.Ready{PID: uint32(os.Getpid())}) != nil {
