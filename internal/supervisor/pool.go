@@ -83,10 +83,9 @@ type workerProc struct {
 	slot       int
 	generation uint32
 	cmd        *exec.Cmd
-	ch         *handoff.Conn
+	ch         *handoff.Conn // Send is safe for concurrent use: no lock of ours
 	started    time.Time
 	pid        int
-	sendMu     sync.Mutex // one sender at a time on ch
 	// reserved counts handoffs reserved for this worker whose HANDOFF has
 	// not been sent yet. Add happens under Pool.mu and only while the
 	// worker is not retiring, so once it retires the count only falls:
@@ -356,7 +355,7 @@ func (p *Pool) spawn(i int) (*workerProc, error) {
 	hello.Generation = w.generation
 	hello.KeyID = p.cfg.SealKey.ID()
 	copy(hello.Key[:], p.cfg.SealKey.AppendKey(nil))
-	err = p.sendTo(w, &hello)
+	err = w.ch.Send(&hello)
 	hello.Zero()
 	if err != nil {
 		p.kill(w, fmt.Errorf("sending HELLO: %w", err))
@@ -479,12 +478,6 @@ func (p *Pool) read(w *workerProc) {
 	}
 }
 
-func (p *Pool) sendTo(w *workerProc, m handoff.Message) error {
-	w.sendMu.Lock()
-	defer w.sendMu.Unlock()
-	return w.ch.Send(m)
-}
-
 // pickLocked chooses the least-loaded worker that takes sessions; ties go
 // round-robin so that sequential sessions spread over the pool. It returns
 // nil when every worker is full or none is ready.
@@ -520,7 +513,7 @@ func (p *Pool) Handoff(ctx context.Context, fd int, token, readAhead []byte) (li
 			return res, err
 		}
 		res.PID = w.pid
-		err = p.sendTo(w, &handoff.Handoff{ID: id, Token: token, ReadAhead: readAhead, FD: fd})
+		err = w.ch.Send(&handoff.Handoff{ID: id, Token: token, ReadAhead: readAhead, FD: fd})
 		w.reserved.Done()
 		if err != nil {
 			p.release(w, id)
@@ -614,7 +607,7 @@ func (p *Pool) retireLocked(w *workerProc, why string) {
 		// worker that got DRAIN first would not read them until its last
 		// session ended.
 		w.reserved.Wait()
-		if err := p.sendTo(w, &handoff.Drain{}); err != nil {
+		if err := w.ch.Send(&handoff.Drain{}); err != nil {
 			w.cmd.Process.Signal(syscall.SIGTERM)
 		}
 	}()
@@ -734,7 +727,7 @@ func (p *Pool) Shutdown(ctx context.Context) error {
 	for _, w := range all {
 		go func() {
 			w.reserved.Wait() // as in retireLocked
-			if err := p.sendTo(w, &handoff.Drain{}); err != nil {
+			if err := w.ch.Send(&handoff.Drain{}); err != nil {
 				w.cmd.Process.Signal(syscall.SIGTERM)
 			}
 		}()
