@@ -602,15 +602,18 @@ func (p *Pool) retireLocked(w *workerProc, why string) {
 	close(w.retired)
 	p.notifyLocked()
 	p.log.Info("retiring worker", zap.Int("slot", w.slot), zap.Int("pid", w.pid), zap.String("reason", why))
-	go func() {
-		// DRAIN after the handoffs already reserved for w were sent; a
-		// worker that got DRAIN first would not read them until its last
-		// session ended.
-		w.reserved.Wait()
-		if err := w.ch.Send(&handoff.Drain{}); err != nil {
-			w.cmd.Process.Signal(syscall.SIGTERM)
-		}
-	}()
+	go w.drain()
+}
+
+// drain sends the worker a DRAIN once the handoffs already reserved for
+// it have been sent: a worker that got DRAIN first would not read them
+// until its last session ended. A worker that cannot be told gets
+// SIGTERM. It must be retiring, so that no new reservation comes in.
+func (w *workerProc) drain() {
+	w.reserved.Wait()
+	if err := w.ch.Send(&handoff.Drain{}); err != nil {
+		w.cmd.Process.Signal(syscall.SIGTERM)
+	}
 }
 
 // WaitCapacity blocks while every live worker is at its session cap, so
@@ -725,12 +728,7 @@ func (p *Pool) Shutdown(ctx context.Context) error {
 	p.notifyLocked()
 	p.mu.Unlock()
 	for _, w := range all {
-		go func() {
-			w.reserved.Wait() // as in retireLocked
-			if err := w.ch.Send(&handoff.Drain{}); err != nil {
-				w.cmd.Process.Signal(syscall.SIGTERM)
-			}
-		}()
+		go w.drain()
 	}
 	var err error
 	for _, w := range all {
