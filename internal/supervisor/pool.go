@@ -170,14 +170,13 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 // its supervisor; Start reports an error only if none became ready.
 func (p *Pool) Start(ctx context.Context) error {
 	p.mu.Lock()
-	p.slots = make([]*workerProc, p.target)
 	n := p.target
-	p.mu.Unlock()
-	p.mu.Lock()
-	for i := 0; i < n; i++ {
+	p.slots = make([]*workerProc, n)
+	for i := range n {
 		p.superviseSlotLocked(i)
 	}
 	p.mu.Unlock()
+	// Wait for READYs, looking at the workers' state after each change.
 	for {
 		p.mu.Lock()
 		ready, ch := p.readyCountLocked(), p.changed
