@@ -155,6 +155,7 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	cfg.Limits.Zero() // only the limit fields are taken, as in SetLimits
 	return &Pool{
 		cfg:     cfg,
 		log:     cfg.Logger,
@@ -396,9 +397,14 @@ func (p *Pool) spawn(i int) (*workerProc, error) {
 	hello.WorkerID = uint32(i)
 	hello.Generation = w.generation
 	hello.KeyID = p.cfg.SealKey.ID()
-	copy(hello.Key[:], p.cfg.SealKey.AppendKey(nil))
+	// AppendKey returns a heap copy of the key: wipe it as soon as it is
+	// in the HELLO. (To become gss.SealKey.PutKey, which writes into the
+	// array without a copy.)
+	key := p.cfg.SealKey.AppendKey(nil)
+	copy(hello.Key[:], key)
+	clear(key)
 	err = w.ch.Send(&hello)
-	hello.Zero()
+	hello.Zero() // Send wiped its own buffer; this is the last copy
 	if err != nil {
 		p.kill(w, fmt.Errorf("sending HELLO: %w", err))
 		return w, nil
