@@ -120,8 +120,8 @@ func devNull(t testing.TB) *os.File {
 	return f
 }
 
-func testKey() SealKey {
-	var k SealKey
+func testKey() KeyBytes {
+	var k KeyBytes
 	for i := range k {
 		k[i] = byte(0xA0 + i)
 	}
@@ -198,7 +198,7 @@ func TestEncodingGolden(t *testing.T) {
 	}{
 		{"ready", &Ready{PID: 0x01020304}, []byte{0xa1, 2, 1, 2, 3, 4}},
 		{"drain", &Drain{}, []byte{0xa1, 5}},
-		{"bye", &Bye{Reason: ByeFatal}, []byte{0xa1, 6, 0, 0, 0, 4}},
+		{"bye", &Bye{Reason: ByeDrained}, []byte{0xa1, 6, 0, 0, 0, 1}},
 		{"ack", &Ack{ID: 1, Status: 0x00090000, Load: 2}, []byte{0xa1, 4, 0, 0, 0, 0, 0, 0, 0, 1, 0, 9, 0, 0, 0, 0, 0, 2}},
 		{"handoff", &Handoff{ID: 2, Token: []byte("tk"), ReadAhead: []byte("r")},
 			[]byte{0xa1, 3, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 2, 't', 'k', 0, 0, 0, 1, 'r'}},
@@ -238,7 +238,7 @@ func TestHelloSecrets(t *testing.T) {
 		}
 	}
 	h.Zero()
-	if h.Key != (SealKey{}) {
+	if h.Key != (KeyBytes{}) {
 		t.Fatalf("Zero left key bytes")
 	}
 }
@@ -907,7 +907,7 @@ func helperMain(mode string) int {
 	case "check-parent":
 		if err := CheckParent(c); err != nil {
 			fmt.Fprintln(os.Stderr, "helper:", err)
-			c.Send(&Bye{Reason: ByeFatal})
+			c.Send(&Bye{}) // anything but READY tells the parent
 			return 0
 		}
 		if err := c.Send(&Ready{PID: uint32(os.Getpid())}); err != nil {

@@ -167,8 +167,7 @@ func (p *Pool) reap(w *workerProc) {
 	close(w.exited)
 }
 
-// read consumes the worker's messages: READY, ACKs and load reports,
-// SESSION_ENDs, BYE.
+// read consumes the worker's messages: READY, ACKs, SESSION_ENDs, BYE.
 func (p *Pool) read(w *workerProc) {
 	for {
 		m, err := w.ch.Recv()
