@@ -77,10 +77,10 @@ type Config struct {
 
 // Outcome describes how one connection's handshake ended.
 type Outcome struct {
-	Result    string        // "ok" or a short reason: "krb_error", "bad_frame", "timeout", ...
+	Result    Result        // ResultOK or why the connection was closed
 	Handshake time.Duration // accept to context established
 	Handoff   time.Duration // export to worker ACK
-	KRBCode   int32
+	KRBCode   int32         // Kerberos error code of a ResultRejected token; 0: none
 }
 
 // Server accepts connections and establishes contexts. Create it with
@@ -211,9 +211,9 @@ func (s *Server) Serve(ln net.Listener) error {
 			// half-open sessions grow without bound.
 			s.failed.Add(1)
 			s.log.Warn("too many concurrent handshakes; connection closed",
-				zap.String("result", "handshake_limit"),
+				zap.String("result", string(ResultHandshakeLimit)),
 				zap.String("peer", conn.RemoteAddr().String()), zap.Int("max_handshakes", s.cfg.MaxHandshakes))
-			s.outcome(Outcome{Result: "handshake_limit"})
+			s.outcome(Outcome{Result: ResultHandshakeLimit})
 			conn.Close()
 			continue
 		}

@@ -215,7 +215,7 @@ func TestServerHandshakeOutcomes(t *testing.T) {
 		name      string
 		send      func() []byte
 		halfClose bool
-		result    string
+		result    Result
 		reply     byte // flags of the reply frame; 0: no reply
 	}{
 		{"good AP-REQ with early data", func() []byte {
