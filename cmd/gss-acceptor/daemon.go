@@ -27,6 +27,7 @@ import (
 	"github.com/gss-acceptor/gss-acceptor/internal/listener"
 	"github.com/gss-acceptor/gss-acceptor/internal/logging"
 	"github.com/gss-acceptor/gss-acceptor/internal/metrics"
+	"github.com/gss-acceptor/gss-acceptor/internal/supervisor"
 	"github.com/gss-acceptor/gss-acceptor/internal/version"
 )
 
@@ -44,7 +45,7 @@ type daemonState struct {
 	replay *gss.ReplayCache
 
 	sealKey *gss.SealKey
-	pool    *listener.Pool
+	pool    *supervisor.Pool
 	server  *listener.Server
 	lns     []net.Listener
 
@@ -128,7 +129,7 @@ func (d *daemonState) start() error {
 		return err
 	}
 
-	pool, err := listener.NewPool(listener.PoolConfig{
+	pool, err := supervisor.NewPool(supervisor.PoolConfig{
 		Path:                 wpath,
 		Args:                 []string{"-log-level", cfg.LogLevel, "-log-format", cfg.LogFormat},
 		Env:                  workerEnv(cfg.WorkerCPUs),
@@ -435,7 +436,7 @@ func (d *daemonState) snapshot() metrics.Snapshot {
 }
 
 // observeSession counts one session a worker reported as ended.
-func (d *daemonState) observeSession(e listener.SessionEnd) {
+func (d *daemonState) observeSession(e supervisor.SessionEnd) {
 	d.metrics.ObserveSession(metrics.Session{
 		OK:          e.Result == handoff.SessionOK,
 		Duration:    time.Duration(min(e.DurationUS, uint64(math.MaxInt64/int64(time.Microsecond)))) * time.Microsecond,

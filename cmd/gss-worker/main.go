@@ -22,12 +22,11 @@ import (
 	"github.com/gss-acceptor/gss-acceptor/internal/worker"
 )
 
-// Exit statuses. exitFatal tells the acceptor not to respawn this worker:
-// a restart cannot fix it (nginx's exit-2 rule).
+// Exit statuses. handoff.ExitFatal tells the acceptor not to respawn
+// this worker: a restart cannot fix it.
 const (
 	exitOK    = 0
 	exitError = 1
-	exitFatal = 2
 )
 
 // channelFD is where gss-acceptor puts the worker's end of the socketpair.
@@ -47,12 +46,12 @@ func run() int {
 	if !isSeqpacket(channelFD) {
 		fmt.Fprintln(os.Stderr, "gss-worker: this program is started by gss-acceptor, not by hand: "+
 			"it needs the acceptor's handoff channel on file descriptor 3. Run gss-acceptor instead.")
-		return exitFatal
+		return handoff.ExitFatal
 	}
 	lg, err := logging.New(logging.Options{Level: *logLevel, Format: *logFormat})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gss-worker:", err)
-		return exitFatal
+		return handoff.ExitFatal
 	}
 	log := lg.With(zap.Int("pid", os.Getpid()))
 	defer log.Sync()
@@ -60,11 +59,11 @@ func run() int {
 	ch, err := handoff.FromFD(channelFD)
 	if err != nil {
 		log.Error("opening the handoff channel", zap.Error(err))
-		return exitFatal
+		return handoff.ExitFatal
 	}
 	if err := handoff.CheckParent(ch); err != nil {
 		log.Error("handoff channel peer is not our parent", zap.Error(err))
-		return exitFatal
+		return handoff.ExitFatal
 	}
 
 	// SIGTERM from the acceptor (drain deadline passed) cuts the sessions.
@@ -84,7 +83,7 @@ func run() int {
 		return exitOK
 	case errors.Is(err, worker.ErrBadHello):
 		log.Error("worker cannot start", zap.Error(err))
-		return exitFatal
+		return handoff.ExitFatal
 	default:
 		log.Error("worker failed", zap.Error(err))
 		return exitError

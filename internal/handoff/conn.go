@@ -1,13 +1,16 @@
 // Package handoff is the channel between the acceptor (parent) and each of
 // its worker processes: a socketpair(AF_UNIX, SOCK_SEQPACKET) created
-// before the worker is started and inherited by it as fd 3 (DESIGN §6).
+// before the worker is started and inherited by it as fd 3
+// (ARCHITECTURE.md §6). It also holds the rest of the parent-worker
+// contract: the exit status that tells the parent not to respawn a worker
+// (ExitFatal).
 //
 // Over it the parent sends HELLO (identity, seal key, limits), then one
 // HANDOFF per established client connection, carrying the sealed context
 // token, the client bytes read ahead, and the connection's descriptor via
 // SCM_RIGHTS; later perhaps DRAIN. The worker answers READY, one ACK per
 // HANDOFF, one SESSION_END per finished session (its counters, for the
-// acceptor's metrics, and the new load), and finally BYE.
+// acceptor's metrics, and the new load), and, after a DRAIN, BYE.
 //
 // SOCK_SEQPACKET keeps message boundaries and ties each descriptor to
 // exactly one message, so there is no framing layer and no way for bytes
@@ -267,7 +270,8 @@ func (c *Conn) sendWithFD(b []byte, fd int) error {
 // *Bye or *SessionEnd. It returns io.EOF when the peer has closed its end (the zero-length
 // read of SOCK_SEQPACKET; the protocol never sends empty messages).
 //
-// The checks, and why (DESIGN §6, lessons from descriptor-passing bugs):
+// The checks, and why (ARCHITECTURE.md §6, lessons from descriptor-passing
+// bugs):
 //   - MSG_CTRUNC: control data was cut. Under RLIMIT_NOFILE pressure the
 //     kernel drops a passed descriptor this way while the bytes still
 //     arrive; a HANDOFF without its socket must not be taken for a whole

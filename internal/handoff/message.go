@@ -23,7 +23,7 @@ const Version byte = 0xA1
 const MaxMessageSize = 256 << 10
 
 // SealKeySize is the size of the context-token seal key in HELLO
-// (AES-256-GCM, DESIGN §5).
+// (AES-256-GCM, ARCHITECTURE.md §5).
 const SealKeySize = 32
 
 // Type is the message type, the second byte of every message.
@@ -92,13 +92,14 @@ type Message interface {
 	appendBody(b []byte) ([]byte, error)
 }
 
-// SealKey is the 32-byte key that seals interprocess context tokens. It
-// never formats its bytes (fmt.Formatter), so a Hello can be logged with
-// %v or %+v without leaking it.
-type SealKey [SealKeySize]byte
+// KeyBytes holds the raw bytes of the key that seals interprocess context
+// tokens (a gss.SealKey) as HELLO carries them. It never formats its bytes
+// (fmt.Formatter), so a Hello can be logged with %v or %+v without
+// leaking it.
+type KeyBytes [SealKeySize]byte
 
 // Format implements fmt.Formatter and never prints the key bytes.
-func (SealKey) Format(f fmt.State, _ rune) { fmt.Fprint(f, "SealKey(redacted)") }
+func (KeyBytes) Format(f fmt.State, _ rune) { fmt.Fprint(f, "KeyBytes(redacted)") }
 
 // Hello is the first message from the parent: who the worker is and what it
 // needs before it may import contexts. The protocol version is the header
@@ -108,7 +109,7 @@ type Hello struct {
 	WorkerID   uint32 // the parent's index for this worker, in logs and metrics
 	Generation uint32 // configuration generation, bumped on reload
 	KeyID      uint8  // identifies Key inside sealed tokens (rotation)
-	Key        SealKey
+	Key        KeyBytes
 
 	MaxSessions      uint32 // sessions the worker may serve at once
 	MaxMessageBytes  uint32 // largest client DATA body
@@ -157,7 +158,7 @@ func (r *Ready) appendBody(b []byte) ([]byte, error) {
 // Descriptor ownership: Send never closes the descriptor it passes. The
 // kernel gives the worker its own reference, but the parent keeps its copy
 // until the worker's ACK, so that a worker dying before the ACK loses no
-// connection (DESIGN §6). Recv hands the received *os.File to the caller,
+// connection (ARCHITECTURE.md §6). Recv hands the received *os.File to the caller,
 // who must close it (usually right after net.FileConn).
 type Handoff struct {
 	ID        uint64 // unique per parent instance; echoed by the ACK
@@ -205,10 +206,12 @@ func (h *Handoff) appendBody(b []byte) ([]byte, error) {
 	return b, nil
 }
 
-// Ack answers a HANDOFF, and also reports the worker's load when a session
-// ends (ID 0, which the parent never assigns).
+// Ack answers one HANDOFF: the worker imported the context and serves the
+// session, or it failed and closed the connection. Either way the parent
+// may then close its own copy of the descriptor. The worker's load after
+// a session ends travels in SessionEnd.
 type Ack struct {
-	ID     uint64 // the HANDOFF's ID, or 0 for a load report
+	ID     uint64 // the HANDOFF's ID (the parent never assigns 0)
 	Status uint32 // 0: imported and serving; else the GSS major status of the failure
 	Load   uint32 // sessions the worker is serving now
 }
@@ -223,8 +226,8 @@ func (a *Ack) appendBody(b []byte) ([]byte, error) {
 	return b, nil
 }
 
-// Drain tells a worker to take no new handoffs, finish its sessions and
-// exit when idle (with a BYE).
+// Drain tells a worker to finish its sessions, send BYE and exit. The
+// parent sends no HANDOFF after it.
 type Drain struct{}
 
 // Type implements Message.
@@ -232,18 +235,15 @@ func (*Drain) Type() Type { return TypeDrain }
 
 func (*Drain) appendBody(b []byte) ([]byte, error) { return b, nil }
 
-// Reasons carried by Bye.
-const (
-	ByeUnspecified uint32 = 0
-	ByeDrained     uint32 = 1 // DRAIN received and every session ended
-	ByeShutdown    uint32 = 2 // the worker was told to stop (signal)
-	ByeRecycled    uint32 = 3 // the worker reached its session or lifetime cap
-	ByeFatal       uint32 = 4 // configuration or fatal error; do not respawn
-)
+// ByeDrained is the reason a worker gives in its BYE: it received DRAIN
+// and every session has ended. It is the only BYE a worker sends; a worker
+// that stops for any other reason just exits, and the parent learns why
+// from its exit status (ExitFatal: do not respawn).
+const ByeDrained uint32 = 1
 
-// Bye is the worker's last message before it exits.
+// Bye is the worker's last message, after a DRAIN, before it exits.
 type Bye struct {
-	Reason uint32 // one of the Bye* constants
+	Reason uint32 // ByeDrained; the parent only logs it
 }
 
 // Type implements Message.
@@ -262,9 +262,8 @@ const (
 // SessionEnd is sent by the worker when a session ends: the session's
 // counters, which the acceptor turns into metrics (the worker has no
 // metrics endpoint of its own), and the worker's load after the session,
-// so it also serves as the load report for that moment (like an ACK with
-// ID 0). Counters are totals for the session; bytes count frames on the
-// wire, headers included.
+// which is how the parent learns that the load fell. Counters are totals
+// for the session; bytes count frames on the wire, headers included.
 type SessionEnd struct {
 	ID          uint64 // the session's HANDOFF ID; never 0
 	Result      uint32 // SessionOK or SessionFailed

@@ -30,7 +30,7 @@ type handshakeState struct {
 
 	ctx     *gss.Context
 	token   []byte // exported context
-	result  string // outcome reason for logs and metrics
+	result  Result // how the handshake ended, for logs and metrics
 	krbCode int32
 }
 
@@ -50,7 +50,7 @@ func (s *Server) handle(conn net.Conn) {
 			// Last line of defence: a bug on this path costs one connection.
 			hs.log.Error("handshake panicked; connection closed", zap.Any("panic", p))
 			s.failed.Add(1)
-			s.outcome(Outcome{Result: "internal_error"})
+			s.outcome(Outcome{Result: ResultInternalError})
 		}
 	}()
 	hs.run()
@@ -60,7 +60,7 @@ func (hs *handshakeState) run() {
 	s := hs.s
 	deadline := hs.start.Add(s.cfg.HandshakeTimeout)
 	if err := hs.conn.SetDeadline(deadline); err != nil {
-		hs.fail("socket_error", err)
+		hs.fail(ResultSocketError, err)
 		return
 	}
 	// Every frame goes out in one write, and Go's TCP conns have Nagle off
@@ -81,7 +81,7 @@ func (hs *handshakeState) run() {
 	clientName, serviceName := hs.ctx.InitiatorName(), hs.ctx.AcceptorName()
 	enctype, flags := hs.ctx.Enctype(), hs.ctx.Flags()
 	if err := hs.export(); err != nil {
-		hs.fail("export_failed", err)
+		hs.fail(ResultExportFailed, err)
 		return
 	}
 	readAhead := hs.r.Buffered()
@@ -95,12 +95,12 @@ func (hs *handshakeState) run() {
 			zap.String("client", clientName), zap.Int("worker_pid", res.PID),
 			zap.Int("attempts", res.Attempts), zap.Error(err))
 		s.failed.Add(1)
-		s.outcome(Outcome{Result: "handoff_failed", Handshake: handshakeDone.Sub(hs.start), Handoff: handoffDur})
+		s.outcome(Outcome{Result: ResultHandoffFailed, Handshake: handshakeDone.Sub(hs.start), Handoff: handoffDur})
 		return
 	}
 	s.established.Add(1)
 	hs.log.Info("session handed off",
-		zap.String("result", "ok"),
+		zap.String("result", string(ResultOK)),
 		zap.String("client", clientName),
 		zap.String("service", serviceName),
 		zap.Int32("enctype", enctype),
@@ -111,7 +111,7 @@ func (hs *handshakeState) run() {
 		zap.Duration("handshake", handshakeDone.Sub(hs.start)),
 		zap.Duration("handoff", handoffDur),
 	)
-	s.outcome(Outcome{Result: "ok", Handshake: handshakeDone.Sub(hs.start), Handoff: handoffDur})
+	s.outcome(Outcome{Result: ResultOK, Handshake: handshakeDone.Sub(hs.start), Handoff: handoffDur})
 }
 
 // readHello reads the session opener: NOOP|CONTEXT_NEXT for an
@@ -128,15 +128,15 @@ func (hs *handshakeState) readHello() error {
 		return nil
 	}
 	if f.Flags&wire.FlagNoop == 0 {
-		hs.result = "bad_frame"
+		hs.result = ResultBadFrame
 		return fmt.Errorf("expected NOOP token, got flags %#02x", f.Flags)
 	}
 	if f.Flags&wire.FlagContextNext == 0 {
-		hs.result = "unauthenticated"
+		hs.result = ResultUnauthenticated
 		return errors.New("client asked for an unauthenticated session; refused")
 	}
 	if len(f.Body) != 0 {
-		hs.result = "bad_frame"
+		hs.result = ResultBadFrame
 		return fmt.Errorf("session opener carries %d bytes, want 0", len(f.Body))
 	}
 	return nil
@@ -160,7 +160,7 @@ func (hs *handshakeState) establish() error {
 			}
 		}
 		if !hs.v1 && f.Flags&wire.FlagContext == 0 {
-			hs.result = "bad_frame"
+			hs.result = ResultBadFrame
 			return fmt.Errorf("expected a context token, got flags %#02x", f.Flags)
 		}
 		ctx, out, err := h.Step(f.Body)
@@ -172,12 +172,12 @@ func (hs *handshakeState) establish() error {
 				if ctx != nil {
 					ctx.Delete()
 				}
-				hs.result = "write_failed"
+				hs.result = ResultWriteFailed
 				return fmt.Errorf("writing context token: %w", werr)
 			}
 		}
 		if err != nil {
-			hs.result = "rejected"
+			hs.result = ResultRejected
 			hs.krbCode = gss.KRBCodeOf(err)
 			return err
 		}
@@ -231,25 +231,25 @@ func (hs *handshakeState) readErr(what string, err error) error {
 	var tl *wire.TooLargeError
 	switch {
 	case errors.As(err, &tl):
-		hs.result = "too_large"
+		hs.result = ResultTooLarge
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		hs.result = "timeout"
+		hs.result = ResultTimeout
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		hs.result = "client_closed"
+		hs.result = ResultClientClosed
 	default:
-		hs.result = "read_error"
+		hs.result = ResultReadError
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
 
 // fail logs the end of a connection that did not make it to a worker.
-func (hs *handshakeState) fail(result string, err error) {
+func (hs *handshakeState) fail(result Result, err error) {
 	if result == "" {
-		result = "error"
+		result = ResultError
 	}
 	hs.s.failed.Add(1)
 	fields := []zap.Field{
-		zap.String("result", result),
+		zap.String("result", string(result)),
 		zap.Duration("handshake", time.Since(hs.start)),
 		zap.Error(err),
 	}
@@ -258,7 +258,7 @@ func (hs *handshakeState) fail(result string, err error) {
 	}
 	// Handshake failures are the network's doing, not ours: Info/Warn with
 	// a reason, never Error spam.
-	if result == "client_closed" {
+	if result == ResultClientClosed {
 		hs.log.Info("connection closed before a context was established", fields...)
 	} else {
 		hs.log.Warn("handshake failed; connection closed", fields...)

@@ -1,7 +1,8 @@
 // Package listener is the acceptor process's network side: the accept
-// loop, the per-connection handshake (gss-sample framing around the
-// Kerberos acceptor) with its deadline and limits, and the worker pool that
-// established sessions are handed to.
+// loop and the per-connection handshake (gss-sample framing around the
+// Kerberos acceptor) with its deadline and limits. Established sessions go
+// to a Dispatcher (the supervisor's worker pool), which this package knows
+// only through that interface.
 package listener
 
 import (
@@ -36,10 +37,23 @@ const (
 // ErrServerClosed is returned by Serve after Shutdown or Close.
 var ErrServerClosed = errors.New("listener: server closed")
 
-// Dispatcher hands an established session to a worker. *Pool implements it.
+// Dispatcher hands an established session to a worker.
+// *supervisor.Pool implements it.
 type Dispatcher interface {
+	// Handoff passes the connection's descriptor, the sealed context token
+	// and the client bytes read past the token to a worker, and returns
+	// once the worker has taken the session (or refused it, or ctx ended).
+	// The caller keeps fd open until Handoff returns.
 	Handoff(ctx context.Context, fd int, token, readAhead []byte) (HandoffResult, error)
+	// WaitCapacity blocks while no worker has room for another session.
 	WaitCapacity(ctx context.Context) error
+}
+
+// HandoffResult reports where a connection went.
+type HandoffResult struct {
+	PID      int    // worker that took the session
+	Attempts int    // 1 unless a worker died holding the handoff
+	Status   uint32 // 0 on success, else the worker's GSS major status
 }
 
 // Config configures a Server.
@@ -63,10 +77,10 @@ type Config struct {
 
 // Outcome describes how one connection's handshake ended.
 type Outcome struct {
-	Result    string        // "ok" or a short reason: "krb_error", "bad_frame", "timeout", ...
+	Result    Result        // ResultOK or why the connection was closed
 	Handshake time.Duration // accept to context established
 	Handoff   time.Duration // export to worker ACK
-	KRBCode   int32
+	KRBCode   int32         // Kerberos error code of a ResultRejected token; 0: none
 }
 
 // Server accepts connections and establishes contexts. Create it with
@@ -197,9 +211,9 @@ func (s *Server) Serve(ln net.Listener) error {
 			// half-open sessions grow without bound.
 			s.failed.Add(1)
 			s.log.Warn("too many concurrent handshakes; connection closed",
-				zap.String("result", "handshake_limit"),
+				zap.String("result", string(ResultHandshakeLimit)),
 				zap.String("peer", conn.RemoteAddr().String()), zap.Int("max_handshakes", s.cfg.MaxHandshakes))
-			s.outcome(Outcome{Result: "handshake_limit"})
+			s.outcome(Outcome{Result: ResultHandshakeLimit})
 			conn.Close()
 			continue
 		}

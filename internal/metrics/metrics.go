@@ -2,7 +2,7 @@
 // and histograms fed by the accept loop (one observation per connection
 // outcome) and by the workers' SESSION_END reports, gauges read from the
 // worker pool and the replay cache at scrape time, and the HTTP endpoint
-// that serves them (DESIGN §7).
+// that serves them (ARCHITECTURE.md §9).
 //
 // Only the acceptor process serves metrics. Workers have no endpoint: they
 // report each session's counters over the handoff channel and the acceptor
@@ -22,6 +22,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/gss-acceptor/gss-acceptor/internal/listener"
 )
 
 // namespace prefixes every metric name.
@@ -30,9 +32,18 @@ const namespace = "gss_acceptor"
 // Handshake results that are exported at zero from the start, so that
 // rate() and alerts work before the first occurrence. Other results the
 // listener reports (socket_error, export_failed, ...) appear when they
-// first happen; the listener's set of results is closed, so the label's
-// cardinality is bounded.
-var initialResults = []string{"ok", "rejected", "timeout", "client_closed", "bad_frame", "too_large", "handoff_failed", "handshake_limit"}
+// first happen; the listener's set of results is closed
+// (listener.Results), so the label's cardinality is bounded.
+var initialResults = []listener.Result{
+	listener.ResultOK,
+	listener.ResultRejected,
+	listener.ResultTimeout,
+	listener.ResultClientClosed,
+	listener.ResultBadFrame,
+	listener.ResultTooLarge,
+	listener.ResultHandoffFailed,
+	listener.ResultHandshakeLimit,
+}
 
 // maxKRBCode bounds the krb_error label: RFC 4120 §7.5.9 codes are below
 // 100; anything else is counted as "other" so that a bug cannot create
@@ -155,7 +166,7 @@ func New(o Options) *Metrics {
 	buildInfo.WithLabelValues(strings.ToValidUTF8(o.Version, "?"), runtime.Version()).Set(1)
 
 	for _, r := range initialResults {
-		m.handshakes.WithLabelValues(r)
+		m.handshakes.WithLabelValues(string(r))
 	}
 	for _, r := range []string{"ok", "error"} {
 		m.sessions.WithLabelValues(r)
@@ -191,11 +202,11 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 // handshake and handoff are zero when the connection did not get that far
 // and are then not observed; krbCode is the Kerberos error code of a
 // rejected token, 0 for none.
-func (m *Metrics) ObserveHandshake(result string, handshake, handoff time.Duration, krbCode int32) {
+func (m *Metrics) ObserveHandshake(result listener.Result, handshake, handoff time.Duration, krbCode int32) {
 	if result == "" {
-		result = "error"
+		result = listener.ResultError
 	}
-	m.handshakes.WithLabelValues(result).Inc()
+	m.handshakes.WithLabelValues(string(result)).Inc()
 	if krbCode != 0 {
 		code := "other"
 		if krbCode > 0 && krbCode <= maxKRBCode {
@@ -206,7 +217,7 @@ func (m *Metrics) ObserveHandshake(result string, handshake, handoff time.Durati
 	// A context was established when the handshake reached the handoff
 	// (ok, or a failed handoff); the other outcomes' durations are the
 	// deadline or the client's doing and would only blur the histogram.
-	if handoff > 0 || result == "ok" {
+	if handoff > 0 || result == listener.ResultOK {
 		m.handshakeSeconds.Observe(handshake.Seconds())
 		m.handoffSeconds.Observe(handoff.Seconds())
 	}

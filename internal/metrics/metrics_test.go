@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/gss-acceptor/gss-acceptor/internal/listener"
 )
 
 // gathered returns the value of the sample of family name whose labels
@@ -78,7 +80,7 @@ func value(s *dto.Metric) float64 {
 
 func TestObserveHandshake(t *testing.T) {
 	type obs struct {
-		result             string
+		result             listener.Result
 		handshake, handoff time.Duration
 		krb                int32
 	}
@@ -127,6 +129,29 @@ func TestObserveHandshake(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The handshake results exported at zero before any connection are a
+// fixed set (dashboards and alerts rely on them); they are listener
+// results.
+func TestHandshakeResultsAtZero(t *testing.T) {
+	m := New(Options{})
+	want := []string{"ok", "rejected", "timeout", "client_closed", "bad_frame", "too_large", "handoff_failed", "handshake_limit"}
+	if got := countSeries(m.handshakes); got != len(want) {
+		t.Errorf("%d handshakes_total series at start, want %d", got, len(want))
+	}
+	known := map[listener.Result]bool{}
+	for _, r := range listener.Results() {
+		known[r] = true
+	}
+	for _, r := range want {
+		if v, ok := gathered(t, m, "gss_acceptor_handshakes_total", map[string]string{"result": r}); !ok || v != 0 {
+			t.Errorf("handshakes_total{result=%q} = %v (exported: %v), want 0", r, v, ok)
+		}
+		if !known[listener.Result(r)] {
+			t.Errorf("%q is not a listener.Result", r)
+		}
 	}
 }
 

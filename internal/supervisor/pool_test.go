@@ -1,4 +1,4 @@
-package listener
+package supervisor
 
 import (
 	"context"
@@ -9,12 +9,35 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 
 	"github.com/gss-acceptor/gss-acceptor/internal/gss"
+	"github.com/gss-acceptor/gss-acceptor/internal/gss/gsstest"
 	"github.com/gss-acceptor/gss-acceptor/internal/handoff"
+	"github.com/gss-acceptor/gss-acceptor/internal/listener"
 	"github.com/gss-acceptor/gss-acceptor/internal/wire"
 )
+
+// kerberos is a service in an in-memory realm and its acceptor, which
+// keeps a replay cache as the daemon's does.
+type kerberos struct {
+	*gsstest.Fixture
+	acceptor *gss.Acceptor
+}
+
+func newKerberos(t *testing.T) *kerberos {
+	t.Helper()
+	f := gsstest.New(t, 18)
+	return &kerberos{f, f.Acceptor(t, gss.AcceptorConfig{ReplayCache: gss.NewReplayCache(1000)})}
+}
+
+// checkLeaks fails t if goroutines started during the test are still
+// running after it and its cleanups (registered first, it runs last).
+func checkLeaks(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+}
 
 // buildWorker builds the real gss-worker into a temporary directory.
 func buildWorker(t *testing.T) string {
@@ -123,7 +146,7 @@ func TestPoolResendsWhenWorkerDiesBeforeAck(t *testing.T) {
 	// Hand off sessions until one hangs on the stopped worker; the live
 	// worker's load grows with each open session, so it takes at most two.
 	type outcome struct {
-		res HandoffResult
+		res listener.HandoffResult
 		err error
 	}
 	var served []*session

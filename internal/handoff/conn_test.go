@@ -62,6 +62,7 @@ func TestConnLeavesNothingBehind(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			startPoller(t)
 			before := countFDs(t)
 			parent, childFile, err := Pair()
 			if err != nil {

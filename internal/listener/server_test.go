@@ -211,66 +211,74 @@ func TestServerHandshakeOutcomes(t *testing.T) {
 	ts := startServer(t, k, Config{HandshakeTimeout: 300 * time.Millisecond, MaxTokenSize: 4096}, nil)
 	opener := wire.AppendFrame(nil, wire.FlagNoop|wire.FlagContextNext, nil)
 	early := wire.AppendFrame(nil, wire.FlagData, []byte("sent before the AP-REP"))
+	good := func() []byte {
+		return append(wire.AppendFrame(bytes.Clone(opener), wire.FlagContext, k.apreq(t)), early...)
+	}
 	tests := []struct {
 		name      string
 		send      func() []byte
+		replay    bool // send the bytes once first (a good handshake), then again
 		halfClose bool
-		result    string
+		result    Result
 		reply     byte // flags of the reply frame; 0: no reply
 	}{
-		{"good AP-REQ with early data", func() []byte {
-			return append(wire.AppendFrame(bytes.Clone(opener), wire.FlagContext, k.apreq(t)), early...)
-		}, false, "ok", wire.FlagContext},
-		{"replayed AP-REQ", nil, false, "rejected", wire.FlagContext},
-		{"garbage context token", func() []byte { return wire.AppendFrame(bytes.Clone(opener), wire.FlagContext, []byte("junk")) }, false, "rejected", 0},
-		{"silent client", func() []byte { return nil }, false, "timeout", 0},
-		{"client hangs up", func() []byte { return opener[:2] }, true, "client_closed", 0},
-		{"DATA first", func() []byte { return early }, false, "bad_frame", 0},
-		{"unauthenticated", func() []byte { return wire.AppendFrame(nil, wire.FlagNoop, nil) }, false, "unauthenticated", 0},
-		{"token over MaxTokenSize", func() []byte { return append(bytes.Clone(opener), wire.FlagContext, 0, 0, 0x10, 1) }, false, "too_large", 0},
+		{"good AP-REQ with early data", good, false, false, ResultOK, wire.FlagContext},
+		{"replayed AP-REQ", good, true, false, ResultRejected, wire.FlagContext},
+		{"garbage context token", func() []byte { return wire.AppendFrame(bytes.Clone(opener), wire.FlagContext, []byte("junk")) }, false, false, ResultRejected, 0},
+		{"silent client", func() []byte { return nil }, false, false, ResultTimeout, 0},
+		{"client hangs up", func() []byte { return opener[:2] }, false, true, ResultClientClosed, 0},
+		{"DATA first", func() []byte { return early }, false, false, ResultBadFrame, 0},
+		{"unauthenticated", func() []byte { return wire.AppendFrame(nil, wire.FlagNoop, nil) }, false, false, ResultUnauthenticated, 0},
+		{"token over MaxTokenSize", func() []byte { return append(bytes.Clone(opener), wire.FlagContext, 0, 0, 0x10, 1) }, false, false, ResultTooLarge, 0},
 	}
-	var last []byte
+	// Connections made by the subtests that ran, for the Stats check.
+	var accepted, established uint64
+	// try sends one connection's bytes and checks how its handshake ended.
+	try := func(t *testing.T, send []byte, halfClose bool, result Result, replyFlags byte) {
+		t.Helper()
+		before := ts.disp.count()
+		c := ts.dial(t)
+		c.Write(send)
+		if halfClose {
+			c.(*net.TCPConn).CloseWrite()
+		}
+		reply := readUntilClosed(t, c, 5*time.Second)
+		accepted++
+		if o := ts.outcome(t); o.Result != result {
+			t.Errorf("outcome %q, want %q", o.Result, result)
+		}
+		if replyFlags == 0 && len(reply) != 0 || replyFlags != 0 && (len(reply) < 5 || reply[0] != replyFlags) {
+			t.Errorf("reply %x, want flags %#x", reply, replyFlags)
+		}
+		wantHanded := before
+		if result == ResultOK {
+			established++
+			wantHanded++
+		}
+		if got := ts.disp.count(); got != wantHanded {
+			t.Fatalf("%d handoffs, want %d", got, wantHanded)
+		}
+		if result == ResultOK {
+			h := ts.disp.handed[wantHanded-1]
+			if h.sockType != unix.SOCK_STREAM || len(h.token) == 0 || !bytes.Equal(h.readAhead, early) {
+				t.Errorf("handoff: socket type %d, %d token bytes, read-ahead %q", h.sockType, len(h.token), h.readAhead)
+			}
+		}
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := ts.disp.count()
-			var send []byte
-			if tt.send != nil {
-				send = tt.send()
-			} else {
-				send = last // replay the previous case's bytes
+			send := tt.send()
+			if tt.replay {
+				try(t, send, false, ResultOK, wire.FlagContext)
 			}
-			last = send
-			c := ts.dial(t)
-			c.Write(send)
-			if tt.halfClose {
-				c.(*net.TCPConn).CloseWrite()
-			}
-			reply := readUntilClosed(t, c, 5*time.Second)
-			if o := ts.outcome(t); o.Result != tt.result {
-				t.Errorf("outcome %q, want %q", o.Result, tt.result)
-			}
-			if tt.reply == 0 && len(reply) != 0 || tt.reply != 0 && (len(reply) < 5 || reply[0] != tt.reply) {
-				t.Errorf("reply %x, want flags %#x", reply, tt.reply)
-			}
-			wantHanded := before
-			if tt.result == "ok" {
-				wantHanded++
-			}
-			if got := ts.disp.count(); got != wantHanded {
-				t.Fatalf("%d handoffs, want %d", got, wantHanded)
-			}
-			if tt.result == "ok" {
-				h := ts.disp.handed[wantHanded-1]
-				if h.sockType != unix.SOCK_STREAM || len(h.token) == 0 || !bytes.Equal(h.readAhead, early) {
-					t.Errorf("handoff: socket type %d, %d token bytes, read-ahead %q", h.sockType, len(h.token), h.readAhead)
-				}
-			}
+			try(t, send, tt.halfClose, tt.result, tt.reply)
 		})
 	}
 	// The last handshake's slot is released just after its outcome.
 	ts.waitHandshaking(0)
-	if acc, est, failed, hs := ts.s.Stats(); acc != uint64(len(tests)) || est != 1 || failed != uint64(len(tests)-1) || hs != 0 {
-		t.Errorf("Stats %d accepted, %d established, %d failed, %d handshaking", acc, est, failed, hs)
+	if acc, est, failed, hs := ts.s.Stats(); acc != accepted || est != established || failed != accepted-established || hs != 0 {
+		t.Errorf("Stats %d accepted, %d established, %d failed, %d handshaking; want %d, %d, %d, 0",
+			acc, est, failed, hs, accepted, established, accepted-established)
 	}
 }
 

@@ -1,4 +1,4 @@
-package listener
+package supervisor
 
 import (
 	"context"
@@ -8,15 +8,16 @@ import (
 
 	"github.com/gss-acceptor/gss-acceptor/internal/gss"
 	"github.com/gss-acceptor/gss-acceptor/internal/handoff"
+	"github.com/gss-acceptor/gss-acceptor/internal/listener"
 )
 
 // fakeWorkerEnv marks the test binary's re-execution as a fake worker.
-const fakeWorkerEnv = "GSS_LISTENER_FAKE_WORKER=1"
+const fakeWorkerEnv = "GSS_SUPERVISOR_FAKE_WORKER=1"
 
 // TestMain turns the test binary into a fake worker when the pool starts
 // it (see startFakePool), and otherwise runs the tests.
 func TestMain(m *testing.M) {
-	if os.Getenv("GSS_LISTENER_FAKE_WORKER") == "1" {
+	if os.Getenv("GSS_SUPERVISOR_FAKE_WORKER") == "1" {
 		os.Exit(fakeWorker())
 	}
 	os.Exit(m.Run())
@@ -29,12 +30,12 @@ func TestMain(m *testing.M) {
 func fakeWorker() int {
 	ch, err := handoff.FromFD(3)
 	if err != nil {
-		return ExitFatalConfig
+		return handoff.ExitFatal
 	}
 	m, err := ch.Recv()
 	hello, ok := m.(*handoff.Hello)
 	if err != nil || !ok {
-		return ExitFatalConfig
+		return handoff.ExitFatal
 	}
 	hello.Zero()
 	if ch.Send(&handoff.Ready{PID: uint32(os.Getpid())}) != nil {
@@ -92,7 +93,7 @@ func startFakePool(t *testing.T, workers int, limits handoff.Hello, ends chan<- 
 }
 
 // handoffOne hands a /dev/null descriptor and token to the pool.
-func handoffOne(t *testing.T, p *Pool, token string) HandoffResult {
+func handoffOne(t *testing.T, p *Pool, token string) listener.HandoffResult {
 	t.Helper()
 	f, err := os.Open(os.DevNull)
 	if err != nil {

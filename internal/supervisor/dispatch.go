@@ -1,0 +1,161 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/gss-acceptor/gss-acceptor/internal/gss"
+	"github.com/gss-acceptor/gss-acceptor/internal/handoff"
+	"github.com/gss-acceptor/gss-acceptor/internal/listener"
+)
+
+// ackResult is what a handoff's waiter learns.
+type ackResult struct {
+	status uint32 // 0: the worker took the session; else a GSS major status
+	resend bool   // the worker died before answering: try another
+	pid    int
+}
+
+// pickLocked chooses the least-loaded worker that takes sessions; ties go
+// round-robin so that sequential sessions spread over the pool. It returns
+// nil when every worker is full or none is ready.
+func (p *Pool) pickLocked() *workerProc {
+	var best *workerProc
+	n := len(p.slots)
+	for k := 0; k < n; k++ {
+		w := p.slots[(p.rr+k)%n]
+		if w == nil || !w.ready || w.dead || w.retiring || w.load >= p.cfg.MaxSessionsPerWorker {
+			continue
+		}
+		if best == nil || w.load < best.load {
+			best = w
+		}
+	}
+	if best != nil {
+		p.rr = best.slot + 1
+	}
+	return best
+}
+
+// Handoff passes the connection fd and the exported context token to the
+// least-loaded worker and waits for its ACK. The caller keeps fd open until
+// Handoff returns. If the chosen worker dies before answering, the handoff
+// goes to another worker. Handoff blocks while every worker is at its
+// session cap, until ctx ends.
+func (p *Pool) Handoff(ctx context.Context, fd int, token, readAhead []byte) (listener.HandoffResult, error) {
+	var res listener.HandoffResult
+	for res.Attempts < maxHandoffAttempts {
+		res.Attempts++
+		w, id, ch, err := p.reserve(ctx)
+		if err != nil {
+			return res, err
+		}
+		res.PID = w.pid
+		err = w.ch.Send(&handoff.Handoff{ID: id, Token: token, ReadAhead: readAhead, FD: fd})
+		w.reserved.Done()
+		if err != nil {
+			p.release(w, id)
+			p.log.Warn("handoff send failed; trying another worker", zap.Int("pid", w.pid), zap.Error(err))
+			continue
+		}
+		select {
+		case r := <-ch:
+			if r.resend {
+				p.log.Warn("worker died before acknowledging a handoff; re-sending", zap.Int("pid", r.pid), zap.Uint64("handoff", id))
+				continue
+			}
+			res.Status = r.status
+			if r.status != 0 {
+				return res, fmt.Errorf("supervisor: worker %d refused the context: %w", w.pid, gss.Major(r.status))
+			}
+			return res, nil
+		case <-ctx.Done():
+			// The worker may still take it; we stop waiting and the caller
+			// closes its copy of the socket.
+			p.release(w, id)
+			return res, fmt.Errorf("supervisor: waiting for worker %d: %w", w.pid, ctx.Err())
+		}
+	}
+	return res, fmt.Errorf("supervisor: handoff failed after %d attempts", res.Attempts)
+}
+
+// reserve waits for a worker with room and registers a pending handoff.
+func (p *Pool) reserve(ctx context.Context) (*workerProc, uint64, chan ackResult, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for {
+		if p.closing {
+			return nil, 0, nil, ErrPoolClosed
+		}
+		if w := p.pickLocked(); w != nil {
+			p.nextID++
+			id := p.nextID
+			ch := make(chan ackResult, 1)
+			w.pending[id] = ch
+			w.load = w.reported + len(w.pending)
+			w.taken++
+			w.reserved.Add(1) // before maybeRecycleLocked may retire w
+			p.maybeRecycleLocked(w)
+			return w, id, ch, nil
+		}
+		ch := p.changed
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			p.mu.Lock()
+			return nil, 0, nil, fmt.Errorf("supervisor: no worker has room: %w", ctx.Err())
+		}
+		p.mu.Lock()
+	}
+}
+
+// release forgets a pending handoff that will not be answered.
+func (p *Pool) release(w *workerProc, id uint64) {
+	p.mu.Lock()
+	if w.pending != nil {
+		delete(w.pending, id)
+		w.load = w.reported + len(w.pending)
+	}
+	p.notifyLocked()
+	p.mu.Unlock()
+}
+
+// maybeRecycleLocked retires w once it has taken its share of sessions or
+// lived its lifetime; its slot gets a fresh worker at once.
+func (p *Pool) maybeRecycleLocked(w *workerProc) {
+	due := p.cfg.RecycleAfterSessions > 0 && w.taken >= p.cfg.RecycleAfterSessions
+	due = due || p.cfg.RecycleAfter > 0 && time.Since(w.started) >= p.cfg.RecycleAfter
+	if due && !w.retiring {
+		p.retireLocked(w, "recycle")
+	}
+}
+
+// WaitCapacity blocks while every live worker is at its session cap, so
+// the accept loop stops accepting and the kernel backlog holds new
+// connections. It returns at once when at least one worker has room.
+func (p *Pool) WaitCapacity(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for {
+		if p.closing {
+			return ErrPoolClosed
+		}
+		if p.pickLocked() != nil {
+			return nil
+		}
+		// No ready worker at all (all respawning) also waits here.
+		ch := p.changed
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			p.mu.Lock()
+			return ctx.Err()
+		}
+		p.mu.Lock()
+	}
+}

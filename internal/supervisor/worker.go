@@ -1,0 +1,246 @@
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/gss-acceptor/gss-acceptor/internal/handoff"
+)
+
+// workerProc is the acceptor's view of one worker process.
+type workerProc struct {
+	slot       int
+	generation uint32
+	cmd        *exec.Cmd
+	ch         *handoff.Conn // Send is safe for concurrent use: no lock of ours
+	started    time.Time
+	pid        int
+	// reserved counts handoffs reserved for this worker whose HANDOFF has
+	// not been sent yet. Add happens under Pool.mu and only while the
+	// worker is not retiring, so once it retires the count only falls:
+	// DRAIN waits for it, and a handoff reserved just before a resize
+	// reaches the worker ahead of the DRAIN instead of after it.
+	reserved sync.WaitGroup
+
+	// Guarded by Pool.mu.
+	ready    bool
+	dead     bool
+	retiring bool // draining: takes no new sessions
+	load     int  // sessions the worker reported plus handoffs in flight
+	reported int  // sessions the worker reported in its last ACK
+	taken    int  // sessions handed to this worker so far
+	pending  map[uint64]chan ackResult
+	exited   chan struct{} // closed after cmd.Wait returned
+	retired  chan struct{} // closed when the worker starts to drain (recycle, resize)
+}
+
+// spawn starts one worker in slot i, sends HELLO and starts its reader.
+func (p *Pool) spawn(i int) (*workerProc, error) {
+	parent, child, err := handoff.Pair()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(p.cfg.Path, p.cfg.Args...)
+	cmd.Env = p.cfg.Env
+	if cmd.Env == nil {
+		cmd.Env = []string{}
+	}
+	cmd.ExtraFiles = []*os.File{child} // becomes fd 3
+	cmd.Stdout = nil
+	cmd.Stderr = p.cfg.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cfg.Credential}
+	if err := cmd.Start(); err != nil {
+		parent.Close()
+		child.Close()
+		return nil, fmt.Errorf("supervisor: starting %s: %w", p.cfg.Path, err)
+	}
+	child.Close()
+
+	p.mu.Lock()
+	p.gen++
+	w := &workerProc{
+		slot:       i,
+		generation: p.gen,
+		cmd:        cmd,
+		ch:         parent,
+		started:    time.Now(),
+		pid:        cmd.Process.Pid,
+		pending:    make(map[uint64]chan ackResult),
+		exited:     make(chan struct{}),
+		retired:    make(chan struct{}),
+	}
+	p.workers[w] = true
+	if i < len(p.slots) {
+		p.slots[i] = w
+	}
+	p.mu.Unlock()
+
+	go p.reap(w)
+	if err := p.checkPeer(w); err != nil {
+		p.kill(w, err)
+		return w, nil
+	}
+	p.mu.Lock()
+	hello := p.cfg.Limits // SetLimits may change it
+	p.mu.Unlock()
+	hello.WorkerID = uint32(i)
+	hello.Generation = w.generation
+	hello.KeyID = p.cfg.SealKey.ID()
+	// AppendKey returns a heap copy of the key: wipe it as soon as it is
+	// in the HELLO. (To become gss.SealKey.PutKey, which writes into the
+	// array without a copy.)
+	key := p.cfg.SealKey.AppendKey(nil)
+	copy(hello.Key[:], key)
+	clear(key)
+	err = w.ch.Send(&hello)
+	hello.Zero() // Send wiped its own buffer; this is the last copy
+	if err != nil {
+		p.kill(w, fmt.Errorf("sending HELLO: %w", err))
+		return w, nil
+	}
+	go p.read(w)
+	go func() {
+		t := time.NewTimer(DefaultReadyTimeout)
+		defer t.Stop()
+		p.mu.Lock()
+		for !w.ready && !w.dead {
+			ch := p.changed
+			p.mu.Unlock()
+			select {
+			case <-ch:
+			case <-t.C:
+				p.kill(w, errors.New("no READY within the start timeout"))
+				return
+			}
+			p.mu.Lock()
+		}
+		p.mu.Unlock()
+	}()
+	return w, nil
+}
+
+// checkPeer verifies the worker's credentials on the channel.
+func (p *Pool) checkPeer(w *workerProc) error {
+	uids := p.cfg.AllowedUIDs
+	if uids == nil {
+		uids = []uint32{uint32(os.Getuid())}
+		if c := p.cfg.Credential; c != nil {
+			uids = append(uids, c.Uid)
+		}
+	}
+	return handoff.CheckWorker(w.ch, uids...)
+}
+
+// kill terminates a worker that misbehaved during startup.
+func (p *Pool) kill(w *workerProc, why error) {
+	p.log.Error("killing worker", zap.Int("slot", w.slot), zap.Int("pid", w.pid), zap.Error(why))
+	w.cmd.Process.Kill()
+	w.ch.Close()
+}
+
+// reap waits for the process, then fails over its unacknowledged handoffs.
+func (p *Pool) reap(w *workerProc) {
+	w.cmd.Wait()
+	w.ch.Close()
+	p.mu.Lock()
+	w.dead = true
+	w.ready = false
+	pending := w.pending
+	w.pending = nil
+	delete(p.workers, w)
+	if w.slot < len(p.slots) && p.slots[w.slot] == w {
+		p.slots[w.slot] = nil
+	}
+	p.notifyLocked()
+	p.mu.Unlock()
+	for _, ch := range pending {
+		ch <- ackResult{resend: true, pid: w.pid}
+	}
+	close(w.exited)
+}
+
+// read consumes the worker's messages: READY, ACKs, SESSION_ENDs, BYE.
+func (p *Pool) read(w *workerProc) {
+	for {
+		m, err := w.ch.Recv()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				p.mu.Lock()
+				dead := w.dead
+				p.mu.Unlock()
+				if !dead {
+					p.log.Warn("worker channel failed", zap.Int("pid", w.pid), zap.Error(err))
+				}
+			}
+			// The process is reaped by reap; make sure it goes away.
+			w.cmd.Process.Signal(syscall.SIGTERM)
+			return
+		}
+		switch m := m.(type) {
+		case *handoff.Ready:
+			p.mu.Lock()
+			w.ready = true
+			p.notifyLocked()
+			p.mu.Unlock()
+			p.log.Info("worker ready", zap.Int("slot", w.slot), zap.Int("pid", w.pid), zap.Uint32("generation", w.generation))
+		case *handoff.Ack:
+			p.mu.Lock()
+			w.reported = int(m.Load)
+			var ch chan ackResult
+			if m.ID != 0 {
+				ch = w.pending[m.ID]
+				delete(w.pending, m.ID)
+			}
+			w.load = w.reported + len(w.pending)
+			p.notifyLocked()
+			p.mu.Unlock()
+			if ch != nil {
+				ch <- ackResult{status: m.Status, pid: w.pid}
+			}
+		case *handoff.SessionEnd:
+			p.mu.Lock()
+			w.reported = int(m.Load)
+			w.load = w.reported + len(w.pending)
+			p.notifyLocked()
+			p.mu.Unlock()
+			if p.cfg.OnSessionEnd != nil {
+				p.cfg.OnSessionEnd(SessionEnd{Slot: w.slot, PID: w.pid, SessionEnd: *m})
+			}
+		case *handoff.Bye:
+			p.log.Info("worker leaving", zap.Int("slot", w.slot), zap.Int("pid", w.pid), zap.Uint32("reason", m.Reason))
+		default:
+			p.log.Warn("unexpected message from worker", zap.Int("pid", w.pid), zap.String("type", fmt.Sprintf("%T", m)))
+		}
+	}
+}
+
+// retireLocked stops giving w sessions and asks it to drain.
+func (p *Pool) retireLocked(w *workerProc, why string) {
+	if w.retiring {
+		return
+	}
+	w.retiring = true
+	close(w.retired)
+	p.notifyLocked()
+	p.log.Info("retiring worker", zap.Int("slot", w.slot), zap.Int("pid", w.pid), zap.String("reason", why))
+	go w.drain()
+}
+
+// drain sends the worker a DRAIN once the handoffs already reserved for
+// it have been sent: a worker that got DRAIN first would not read them
+// until its last session ended. A worker that cannot be told gets
+// SIGTERM. It must be retiring, so that no new reservation comes in.
+func (w *workerProc) drain() {
+	w.reserved.Wait()
+	if err := w.ch.Send(&handoff.Drain{}); err != nil {
+		w.cmd.Process.Signal(syscall.SIGTERM)
+	}
+}
