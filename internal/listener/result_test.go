@@ -4,7 +4,10 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -57,5 +60,37 @@ func TestResultsListsEveryConstant(t *testing.T) {
 	}
 	if len(declared) == 0 || Results()[0] != ResultOK {
 		t.Errorf("Results() = %q: want every result, ResultOK first", Results())
+	}
+}
+
+// TestResultsDocumented fails when a result is added without a row in the
+// operators' table (docs/metrics.md, "Handshake results") or a mention in
+// ARCHITECTURE.md §9: both promise that the set they list is closed.
+func TestResultsDocumented(t *testing.T) {
+	metricsDoc, err := os.ReadFile(filepath.Join("..", "..", "docs", "metrics.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(metricsDoc), "## Handshake results")
+	if !ok {
+		t.Fatal(`docs/metrics.md has no "## Handshake results" section`)
+	}
+	table, _, _ = strings.Cut(table, "\n## ")
+	arch, err := os.ReadFile(filepath.Join("..", "..", "ARCHITECTURE.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, s9, ok := strings.Cut(string(arch), "## §9 ")
+	if !ok {
+		t.Fatal("ARCHITECTURE.md has no §9")
+	}
+	s9, _, _ = strings.Cut(s9, "\n## ")
+	for _, r := range Results() {
+		if !strings.Contains(table, "| `"+string(r)+"` |") {
+			t.Errorf("docs/metrics.md: no row for result %q in the handshake results table", r)
+		}
+		if !strings.Contains(s9, "`"+string(r)+"`") {
+			t.Errorf("ARCHITECTURE.md §9 does not name result %q", r)
+		}
 	}
 }

@@ -94,12 +94,9 @@ func (p *Pool) spawn(i int) (*workerProc, error) {
 	hello.WorkerID = uint32(i)
 	hello.Generation = w.generation
 	hello.KeyID = p.cfg.SealKey.ID()
-	// AppendKey returns a heap copy of the key: wipe it as soon as it is
-	// in the HELLO. (To become gss.SealKey.PutKey, which writes into the
-	// array without a copy.)
-	key := p.cfg.SealKey.AppendKey(nil)
-	copy(hello.Key[:], key)
-	clear(key)
+	// PutKey writes straight into the HELLO's array: no other copy of the
+	// key exists on this side, and hello.Zero below wipes this one.
+	p.cfg.SealKey.PutKey((*[32]byte)(&hello.Key))
 	err = w.ch.Send(&hello)
 	hello.Zero() // Send wiped its own buffer; this is the last copy
 	if err != nil {
