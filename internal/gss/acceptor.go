@@ -389,13 +389,13 @@ func (hs *acceptState) processChecksum() error {
 
 // checkReplay records the authenticator, refusing one already seen. It
 // runs after every other check so that a rejected request never occupies
-// the cache.
+// the cache. The entry is made of authenticated fields only (see
+// ReplayCache): the ticket's sname, which a replay may have rewritten, is
+// not one of them.
 func (hs *acceptState) checkReplay() error {
 	t := replayTuple{
 		crealm: hs.ath.CRealm,
 		cname:  hs.ath.CName.NameString,
-		srealm: hs.sp.realm,
-		sname:  hs.sp.name,
 		ctime:  hs.ath.CTime,
 		cusec:  hs.ath.Cusec,
 		cipher: hs.req.EncryptedAuthenticator.Cipher,

@@ -102,6 +102,9 @@ func (c *Context) IsInitiator() bool { return c.initiator }
 func (c *Context) InitiatorName() string { return c.initName }
 
 // AcceptorName returns the acceptor's principal name, "service/host@REALM".
+// On the accepting side it is the ticket's sname and realm, which nothing
+// authenticates but the key that decrypted the ticket: principals sharing
+// a key cannot be told apart (see AcceptorConfig.Services).
 func (c *Context) AcceptorName() string { return c.acceptName }
 
 // PeerName returns the other side's principal name.
