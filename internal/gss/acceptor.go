@@ -335,6 +335,10 @@ func (hs *acceptState) checkAuthenticator() error {
 // bindings, delegation.
 func (hs *acceptState) processChecksum() error {
 	ck := hs.ath.Cksum
+	// A delegated KRB-CRED travels in the checksum, its enc-part in the
+	// clear when the initiator sent it so (MIT does): wipe it once read,
+	// whatever the outcome. Nothing after this step reads the checksum.
+	defer clear(ck.Checksum)
 	if ck.CksumType != cksumTypeGSS {
 		what := "no checksum"
 		if ck.CksumType != 0 || len(ck.Checksum) > 0 {
@@ -501,6 +505,7 @@ func (hs *acceptState) zero() {
 	hs.accSubkey.Zero()
 	clear(hs.tkt.Key.KeyValue)
 	clear(hs.ath.SubKey.KeyValue)
+	clear(hs.ath.Cksum.Checksum) // may hold a clear delegated credential
 	clear(hs.delegated)
 	hs.delegated = nil
 }

@@ -73,9 +73,13 @@ type AcceptorConfig struct {
 	ChannelBindings []byte
 
 	// AllowDelegation keeps a delegated credential in the Context
-	// (DelegatedCredential, FlagDeleg). Off: a delegated KRB-CRED is still
-	// decrypted and checked, as MIT does (a malformed one fails the
-	// handshake), then zeroed and dropped, and FlagDeleg is not returned.
+	// (DelegatedCredential, FlagDeleg), its enc-part in the clear: it
+	// carries the forwarded tickets' session keys (a TGT's). The Context
+	// holds it until Delete or Export zeroes it; Export puts it in the
+	// sealed token. Off: a delegated KRB-CRED is still decrypted and
+	// checked, as MIT does (a malformed one fails the handshake), then every
+	// clear copy of it is zeroed and dropped, and FlagDeleg is not
+	// returned.
 	AllowDelegation bool
 
 	// Now returns the current time. nil: time.Now.
