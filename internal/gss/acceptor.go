@@ -335,6 +335,10 @@ func (hs *acceptState) checkAuthenticator() error {
 // bindings, delegation.
 func (hs *acceptState) processChecksum() error {
 	ck := hs.ath.Cksum
+	// A delegated KRB-CRED travels in the checksum, its enc-part in the
+	// clear when the initiator sent it so (MIT does): wipe it once read,
+	// whatever the outcome. Nothing after this step reads the checksum.
+	defer clear(ck.Checksum)
 	if ck.CksumType != cksumTypeGSS {
 		what := "no checksum"
 		if ck.CksumType != 0 || len(ck.Checksum) > 0 {
@@ -389,13 +393,13 @@ func (hs *acceptState) processChecksum() error {
 
 // checkReplay records the authenticator, refusing one already seen. It
 // runs after every other check so that a rejected request never occupies
-// the cache.
+// the cache. The entry is made of authenticated fields only (see
+// ReplayCache): the ticket's sname, which a replay may have rewritten, is
+// not one of them.
 func (hs *acceptState) checkReplay() error {
 	t := replayTuple{
 		crealm: hs.ath.CRealm,
 		cname:  hs.ath.CName.NameString,
-		srealm: hs.sp.realm,
-		sname:  hs.sp.name,
 		ctime:  hs.ath.CTime,
 		cusec:  hs.ath.Cusec,
 		cipher: hs.req.EncryptedAuthenticator.Cipher,
@@ -501,6 +505,7 @@ func (hs *acceptState) zero() {
 	hs.accSubkey.Zero()
 	clear(hs.tkt.Key.KeyValue)
 	clear(hs.ath.SubKey.KeyValue)
+	clear(hs.ath.Cksum.Checksum) // may hold a clear delegated credential
 	clear(hs.delegated)
 	hs.delegated = nil
 }

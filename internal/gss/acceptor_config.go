@@ -29,6 +29,21 @@ type AcceptorConfig struct {
 	// any realm of the keytab. Empty: any principal with an AES key in the
 	// keytab. A ticket for any other principal is refused with
 	// KRB_AP_ERR_NOT_US even if the keytab could decrypt it.
+	//
+	// The list is matched against the ticket's sname and realm, which lie
+	// outside its encrypted part (RFC 4120 §5.3): anyone can rewrite them,
+	// and the only thing binding a ticket to a principal is that it
+	// decrypts with that principal's key. The list is therefore a security
+	// boundary only when every allowed principal has a key that no other
+	// principal of the keytab shares: a ticket issued for another principal
+	// and relabelled to an allowed one then fails to decrypt
+	// (KRB_AP_ERR_MODIFIED). When an allowed and a disallowed principal
+	// share a key, as host/x and HTTP/x do in AD and msktutil keytabs, a
+	// ticket for the disallowed one relabelled to the allowed one is
+	// accepted, as that principal (Context.AcceptorName is the label), and
+	// no acceptor can tell the difference: the list then routes and
+	// filters, it does not protect. To keep a principal out for certain,
+	// leave its keys out of the keytab.
 	Services []string
 
 	// ClockSkew is the largest accepted difference between the
@@ -58,9 +73,13 @@ type AcceptorConfig struct {
 	ChannelBindings []byte
 
 	// AllowDelegation keeps a delegated credential in the Context
-	// (DelegatedCredential, FlagDeleg). Off: a delegated KRB-CRED is still
-	// decrypted and checked, as MIT does (a malformed one fails the
-	// handshake), then zeroed and dropped, and FlagDeleg is not returned.
+	// (DelegatedCredential, FlagDeleg), its enc-part in the clear: it
+	// carries the forwarded tickets' session keys (a TGT's). The Context
+	// holds it until Delete or Export zeroes it; Export puts it in the
+	// sealed token. Off: a delegated KRB-CRED is still decrypted and
+	// checked, as MIT does (a malformed one fails the handshake), then every
+	// clear copy of it is zeroed and dropped, and FlagDeleg is not
+	// returned.
 	AllowDelegation bool
 
 	// Now returns the current time. nil: time.Now.

@@ -102,6 +102,9 @@ func (c *Context) IsInitiator() bool { return c.initiator }
 func (c *Context) InitiatorName() string { return c.initName }
 
 // AcceptorName returns the acceptor's principal name, "service/host@REALM".
+// On the accepting side it is the ticket's sname and realm, which nothing
+// authenticates but the key that decrypted the ticket: principals sharing
+// a key cannot be told apart (see AcceptorConfig.Services).
 func (c *Context) AcceptorName() string { return c.acceptName }
 
 // PeerName returns the other side's principal name.
@@ -133,8 +136,10 @@ func (c *Context) ViaSPNEGO() bool { return c.viaSPNEGO }
 // MicrosoftOID reports whether the peer used the Microsoft Kerberos OID.
 func (c *Context) MicrosoftOID() bool { return bytes.Equal(c.mech, oidKRB5MS) }
 
-// DelegatedCredential returns the delegated KRB-CRED (DER), or nil when the
-// initiator delegated nothing.
+// DelegatedCredential returns the delegated KRB-CRED (DER), its enc-part in
+// the clear, or nil when the initiator delegated nothing (or delegation is
+// off). The slice is the context's own, not a copy: Delete and Export zero
+// it, so a caller that needs it longer copies it, and wipes its copy.
 func (c *Context) DelegatedCredential() []byte { return c.delegated }
 
 // Delete destroys the context (gss_delete_sec_context): keys are zeroed and

@@ -20,20 +20,33 @@ const DefaultReplayCacheEntries = 1 << 20
 // a captured AP-REQ cannot be presented a second time while its
 // authenticator is still within the clock skew (RFC 4120 §3.2.3).
 //
-// Entries are keyed on the full tuple (client realm, client name, service
-// realm, service name, ctime, cusec) plus the authenticator's ciphertext:
-// two services sharing a cache never shadow each other, and no field of the
-// key comes from the unencrypted part of the ticket alone (the service name
-// is the one whose key decrypted it). The ciphertext is in the key because
-// the tuple alone is not unique: processes sharing one ticket (16 MIT
-// gss-client processes in parallel, say) can stamp two different
-// authenticators with the same microsecond, and refusing the second would
-// be a false replay; MIT's rcache2 keys on a hash of the ciphertext for the
-// same reason. It costs nothing in protection: a replay is a byte-for-byte
-// copy (a confounder makes every encryption distinct, and nobody without
-// the session key can make another ciphertext that decrypts to the same
-// authenticator). The whole key is hashed with SHA-256 so every entry has
-// the same small size whatever the principal names.
+// An entry is keyed only on what an attacker without the session key
+// cannot change without the AP-REQ failing: the authenticator's ciphertext
+// (the session key's integrity check covers it; a confounder makes every
+// encryption distinct, so a replay is a byte-for-byte copy of it), and the
+// client realm and name, ctime and cusec read from the authenticator once
+// it has decrypted. Nothing outside an encryption is in the key: not the
+// ticket's sname or realm, its kvno or enctype labels, nor the ap-options.
+// The ticket's sname in particular is bound to nothing but the key that
+// decrypts the ticket, and keytabs commonly give several principals one key
+// (host/x and HTTP/x in an AD or msktutil keytab): a key that included the
+// sname would let a captured AP-REQ be replayed once per such principal, by
+// rewriting the label. The service is therefore not part of the key: one
+// authenticator is accepted once per cache, whichever principal its ticket
+// names. MIT's rcache2 keys on a hash of the authenticator ciphertext for
+// the same reasons.
+//
+// The ciphertext is in the key because the client and time alone are not
+// unique: processes sharing one ticket (16 MIT gss-client processes in
+// parallel, say) can stamp two different authenticators with the same
+// microsecond, and refusing the second would be a false replay. The whole
+// key is hashed with SHA-256 so every entry has the same small size
+// whatever the principal names.
+//
+// A cache lives in memory, in one process. It does not survive a restart
+// of that process, and it is not shared with another process, instance or
+// host accepting for the same principals: each of those accepts an AP-REQ
+// another has already seen.
 //
 // An entry expires when its authenticator can no longer pass the skew
 // check: at ctime + skew. An authenticator may be up to one skew in the
@@ -86,12 +99,13 @@ func (rc *ReplayCache) Len() int {
 	return len(rc.entries)
 }
 
-// replayTuple identifies one authenticator.
+// replayTuple identifies one authenticator. Every field must be
+// authenticated (see ReplayCache): the client names and times come from the
+// decrypted authenticator, and the ciphertext is the one the session key
+// verified.
 type replayTuple struct {
 	crealm string
 	cname  []string
-	srealm string
-	sname  []string
 	ctime  time.Time
 	cusec  int
 	cipher []byte // the authenticator's ciphertext (EncryptedData cipher)
@@ -116,8 +130,6 @@ func (t *replayTuple) key() replayKey {
 	}
 	str(t.crealm)
 	name(t.cname)
-	str(t.srealm)
-	name(t.sname)
 	binary.BigEndian.PutUint64(buf[:], uint64(t.ctime.Unix()))
 	h.Write(buf[:])
 	binary.BigEndian.PutUint32(buf[:4], uint32(t.cusec))
@@ -141,9 +153,8 @@ func (rc *ReplayCache) checkAndInsert(t *replayTuple, expiry, now time.Time) err
 	defer rc.mu.Unlock()
 	if e, ok := rc.entries[k]; ok && at <= e {
 		return krbError(StatusDuplicateToken, errorcode.KRB_AP_ERR_REPEAT,
-			fmt.Sprintf("authenticator of %s for %s with time %s.%06d was already presented (replay)",
-				principalString(t.cname, t.crealm), principalString(t.sname, t.srealm),
-				t.ctime.UTC().Format(time.RFC3339), t.cusec), nil)
+			fmt.Sprintf("authenticator of %s with time %s.%06d was already presented (replay)",
+				principalString(t.cname, t.crealm), t.ctime.UTC().Format(time.RFC3339), t.cusec), nil)
 	}
 	rc.sweepLocked(at)
 	if _, ok := rc.entries[k]; !ok && len(rc.entries) >= rc.max {
