@@ -44,19 +44,15 @@ func TestConnLeavesNothingBehind(t *testing.T) {
 			return err
 		}, func(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }},
 		{"peer closes", func(t *testing.T, parent, child *Conn) error {
-			go func() {
-				time.Sleep(20 * time.Millisecond)
-				parent.Close()
-			}()
+			closed := closeLater(parent)
 			_, err := child.Recv()
+			<-closed
 			return err
 		}, func(err error) bool { return err != nil }},
 		{"local Close while blocked", func(t *testing.T, _, child *Conn) error {
-			go func() {
-				time.Sleep(20 * time.Millisecond)
-				child.Close()
-			}()
+			closed := closeLater(child)
 			_, err := child.Recv()
+			<-closed
 			return err
 		}, func(err error) bool { return err != nil }},
 	}
@@ -95,4 +91,19 @@ func TestConnLeavesNothingBehind(t *testing.T) {
 			}
 		})
 	}
+}
+
+// closeLater closes c from another goroutine after 20 ms and returns a
+// channel closed once Close has returned. Recv can fail as soon as the
+// closing Close has begun (it marks the descriptor closing first) and
+// return before that Close has released the socket: a descriptor count
+// taken before Close returns would see it still open.
+func closeLater(c *Conn) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		time.Sleep(20 * time.Millisecond)
+		c.Close()
+	}()
+	return done
 }
