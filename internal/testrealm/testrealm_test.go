@@ -426,8 +426,16 @@ func TestMITSampleSession(t *testing.T) {
 	if n := strings.Count(string(out), "Signature verified."); n != 3 {
 		t.Errorf("gss-client verified %d signatures, want 3:\n%s", n, out)
 	}
+	// gss-server's stdout is a pipe, so stdio buffers its lines until it
+	// flushes after the connection ends, which may be after gss-client has
+	// exited; stopping it before then loses the line (seen on a loaded
+	// machine). Wait for the line first, bounded.
+	accepted := `Accepted connection: "` + r.UserPrincipal + `"`
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(srvOut.String(), accepted) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
 	stopProcess(t, srv)
-	if !strings.Contains(srvOut.String(), `Accepted connection: "`+r.UserPrincipal+`"`) {
+	if !strings.Contains(srvOut.String(), accepted) {
 		t.Errorf("gss-server did not report alice:\n%s", srvOut.String())
 	}
 }
