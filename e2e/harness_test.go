@@ -42,7 +42,7 @@ func TestMain(m *testing.M) {
 			// The daemon's own races matter most under real load.
 			args = append(args, "-race")
 		}
-		args = append(args, "../cmd/gss-acceptor", "../cmd/gss-worker", "../cmd/gss-client")
+		args = append(args, "../cmd/gss-acceptor", "../cmd/gss-worker", "../cmd/gss-client", "../cmd/gss-tunnel")
 		cmd := exec.Command("go", args...)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {

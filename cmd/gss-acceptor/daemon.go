@@ -131,7 +131,7 @@ func (d *daemonState) start() error {
 
 	pool, err := supervisor.NewPool(supervisor.PoolConfig{
 		Path:                 wpath,
-		Args:                 []string{"-log-level", cfg.LogLevel, "-log-format", cfg.LogFormat},
+		Args:                 workerArgs(cfg),
 		Env:                  workerEnv(cfg.WorkerCPUs),
 		Workers:              cfg.Workers,
 		MaxSessionsPerWorker: cfg.MaxSessionsPerWorker,
@@ -410,6 +410,13 @@ func keepRestartOnly(cfg, running *config.Config) []string {
 	keep("max_token_size", cfg.MaxTokenSize != running.MaxTokenSize, func() { cfg.MaxTokenSize = running.MaxTokenSize })
 	keep("import_deadline", cfg.ImportDeadline != running.ImportDeadline, func() { cfg.ImportDeadline = running.ImportDeadline })
 	keep("replay_cache_size", cfg.ReplayCacheSize != running.ReplayCacheSize, func() { cfg.ReplayCacheSize = running.ReplayCacheSize })
+	keep("backend", cfg.Backend != running.Backend, func() { cfg.Backend = running.Backend })
+	keep("backend_proxy_protocol", cfg.BackendProxyProtocol != running.BackendProxyProtocol,
+		func() { cfg.BackendProxyProtocol = running.BackendProxyProtocol })
+	keep("backend_connect_timeout", cfg.BackendConnectTimeout != running.BackendConnectTimeout,
+		func() { cfg.BackendConnectTimeout = running.BackendConnectTimeout })
+	keep("stream_confidentiality", cfg.StreamIntegrityAllowed != running.StreamIntegrityAllowed,
+		func() { cfg.StreamIntegrityAllowed = running.StreamIntegrityAllowed })
 	keep("allow_unauthenticated", cfg.AllowUnauthenticated != running.AllowUnauthenticated,
 		func() { cfg.AllowUnauthenticated = running.AllowUnauthenticated })
 	return changed
@@ -580,4 +587,22 @@ func lookupGroup(s string) (*user.Group, error) {
 		return nil, fmt.Errorf("worker_group: %w", err)
 	}
 	return g, nil
+}
+
+// workerArgs is the worker's command line: logging, and the backend
+// settings (none of them secret) when the backend is not the default.
+func workerArgs(cfg *config.Config) []string {
+	args := []string{"-log-level", cfg.LogLevel, "-log-format", cfg.LogFormat}
+	if cfg.Backend == config.BackendSample {
+		return args
+	}
+	args = append(args, "-backend", cfg.Backend,
+		"-backend-connect-timeout", cfg.BackendConnectTimeout.String())
+	if cfg.BackendProxyProtocol != "" {
+		args = append(args, "-backend-proxy-protocol", cfg.BackendProxyProtocol)
+	}
+	if cfg.StreamIntegrityAllowed {
+		args = append(args, "-stream-confidentiality=false")
+	}
+	return args
 }

@@ -49,6 +49,8 @@ type options struct {
 	workers     int
 	logLevel    string
 	logFormat   string
+	backend     string
+	proxyProto  string
 	checkConfig bool
 	version     bool
 	set         map[string]bool
@@ -62,6 +64,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.keytab, "keytab", "", "keytab with the service keys")
 	fs.Var(&o.services, "service", "allowed acceptor principal, e.g. host/h.example.com@REALM (repeatable or comma list; default: any principal in the keytab)")
 	fs.IntVar(&o.workers, "workers", 0, "number of worker processes (default: number of CPUs)")
+	fs.StringVar(&o.backend, "backend", "", "service behind the workers: sample (default), tcp:HOST:PORT or unix:/PATH (docs/stream.md)")
+	fs.StringVar(&o.proxyProto, "backend-proxy-protocol", "", `"v2": send a PROXY v2 header with the client's address and principal to the backend`)
 	fs.StringVar(&o.logLevel, "log-level", "", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "", "log format: json or console")
 	fs.BoolVar(&o.checkConfig, "check-config", false, "validate the configuration and keytab, then exit 0 (ok) or 1")
@@ -104,6 +108,12 @@ func loadConfig(o *options) (*config.Config, error) {
 	}
 	if o.set["workers"] {
 		cfg.Workers = o.workers
+	}
+	if o.set["backend"] {
+		cfg.Backend = o.backend
+	}
+	if o.set["backend-proxy-protocol"] {
+		cfg.BackendProxyProtocol = o.proxyProto
 	}
 	if o.set["log-level"] {
 		cfg.LogLevel = o.logLevel

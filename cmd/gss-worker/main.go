@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
@@ -38,10 +39,19 @@ func run() int {
 	logLevel := flag.String("log-level", "info", "log level: debug, info, warn, error")
 	logFormat := flag.String("log-format", "json", "log format: json or console")
 	showVersion := flag.Bool("version", false, "print the version and exit")
+	backend := flag.String("backend", "sample", "sample, tcp:HOST:PORT or unix:/PATH (set by gss-acceptor from its backend key)")
+	proxyProto := flag.String("backend-proxy-protocol", "", `"v2": send a PROXY v2 header to the backend first`)
+	connectTimeout := flag.Duration("backend-connect-timeout", worker.DefaultConnectTimeout, "backend connection timeout")
+	confidentiality := flag.Bool("stream-confidentiality", true, "refuse integrity-only stream records")
 	flag.Parse()
 	if *showVersion {
 		fmt.Println("gss-worker", version.String())
 		return exitOK
+	}
+	service, err := newService(*backend, *proxyProto, *connectTimeout, *confidentiality)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gss-worker:", err)
+		return handoff.ExitFatal
 	}
 	if !isSeqpacket(channelFD) {
 		fmt.Fprintln(os.Stderr, "gss-worker: this program is started by gss-acceptor, not by hand: "+
@@ -73,7 +83,7 @@ func run() int {
 	defer stop()
 	signal.Ignore(syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
 
-	w := worker.New(worker.Config{Channel: ch, Logger: log})
+	w := worker.New(worker.Config{Channel: ch, Service: service, Logger: log})
 	err = w.Run(ctx)
 	switch {
 	case err == nil, errors.Is(err, worker.ErrParentGone):
@@ -94,4 +104,28 @@ func run() int {
 func isSeqpacket(fd int) bool {
 	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
 	return err == nil && typ == unix.SOCK_SEQPACKET
+}
+
+// newService is the session service the flags choose: SampleService for
+// "sample", else the proxy StreamService.
+func newService(backend, proxyProto string, connectTimeout time.Duration, confidentiality bool) (worker.Service, error) {
+	if backend == "sample" {
+		if proxyProto != "" {
+			return nil, errors.New("-backend-proxy-protocol needs a proxy backend")
+		}
+		return worker.SampleService{}, nil
+	}
+	b, err := worker.ParseBackend(backend)
+	if err != nil {
+		return nil, err
+	}
+	if proxyProto != "" && proxyProto != "v2" {
+		return nil, fmt.Errorf("-backend-proxy-protocol %q: want v2", proxyProto)
+	}
+	return &worker.StreamService{
+		Backend:        b,
+		ProxyProtocol:  proxyProto == "v2",
+		ConnectTimeout: connectTimeout,
+		AllowIntegrity: !confidentiality,
+	}, nil
 }

@@ -210,6 +210,12 @@ func Establish(nc net.Conn, t *Ticket, o Options) (*Conn, error) {
 	return c, nil
 }
 
+// Raw returns the connection and the frame reader holding any bytes read
+// ahead of the last context token, for a protocol that follows context
+// establishment (internal/stream). The Conn's own methods must not be used
+// after.
+func (c *Conn) Raw() (net.Conn, *wire.Reader) { return c.conn, c.r }
+
 // LocalAddr returns the client end's address.
 func (c *Conn) LocalAddr() net.Addr { return c.conn.LocalAddr() }
 

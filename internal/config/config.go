@@ -101,6 +101,14 @@ const (
 	// after SIGTERM, or after a worker is asked to drain, before they are cut.
 	DefaultShutdownTimeout = 30 * time.Second
 
+	// DefaultBackend is the default of backend: the gss-sample service,
+	// which MIT gss-client speaks.
+	DefaultBackend = BackendSample
+
+	// DefaultBackendConnectTimeout bounds a worker's connection attempt to
+	// a proxy backend.
+	DefaultBackendConnectTimeout = 5 * time.Second
+
 	// DefaultLogLevel is the default of log_level.
 	DefaultLogLevel = LogLevelInfo
 
@@ -115,6 +123,13 @@ const (
 // net/http's Server.IdleTimeout, so that the natural test "if IdleTimeout > 0"
 // arms a timer only when there is one.
 const NoIdleTimeout time.Duration = -1
+
+// BackendSample is the backend value of the gss-sample service; the
+// others are "tcp:HOST:PORT" and "unix:/PATH" (docs/stream.md).
+const BackendSample = "sample"
+
+// ProxyProtocolV2 is the one non-empty value of backend_proxy_protocol.
+const ProxyProtocolV2 = "v2"
 
 // Values of log_level.
 const (
@@ -270,6 +285,27 @@ type Config struct {
 	// -na). Default false: they are refused.
 	AllowUnauthenticated bool
 
+	// Backend (backend) is the service behind the workers: BackendSample
+	// (default), "tcp:HOST:PORT" or "unix:/PATH" (the proxy backend,
+	// docs/stream.md). Restart only.
+	Backend string
+
+	// BackendProxyProtocol (backend_proxy_protocol) is "" (none, the
+	// default) or ProxyProtocolV2: a PROXY v2 header with the client's
+	// address and principal precedes the stream to a proxy backend.
+	BackendProxyProtocol string
+
+	// BackendConnectTimeout (backend_connect_timeout) bounds a worker's
+	// connection attempt to a proxy backend. Default
+	// DefaultBackendConnectTimeout.
+	BackendConnectTimeout time.Duration
+
+	// StreamIntegrityAllowed is the negation of stream_confidentiality
+	// (default true): when set, stream records from clients may be
+	// integrity-protected only. Stored negated so that the zero value is
+	// the default.
+	StreamIntegrityAllowed bool
+
 	// LogLevel (log_level) is one of LogLevelDebug, LogLevelInfo,
 	// LogLevelWarn or LogLevelError. Default DefaultLogLevel.
 	LogLevel string
@@ -328,6 +364,8 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.ReplayCacheSize, DefaultReplayCacheSize)
 	setDefault(&c.ImportDeadline, DefaultImportDeadline)
 	setDefault(&c.ShutdownTimeout, DefaultShutdownTimeout)
+	setDefault(&c.Backend, DefaultBackend)
+	setDefault(&c.BackendConnectTimeout, DefaultBackendConnectTimeout)
 	setDefault(&c.LogLevel, DefaultLogLevel)
 	setDefault(&c.LogFormat, DefaultLogFormat)
 }

@@ -16,6 +16,7 @@ const (
 	kindDuration             // a Go duration with a unit, or 0
 	kindIdle                 // a duration where 0 means NoIdleTimeout
 	kindBool                 // true or false
+	kindNotBool              // true or false, stored negated (a default-true key)
 	kindList                 // a list of strings
 )
 
@@ -77,6 +78,11 @@ var keys = []keyDef{
 	{name: "allow_delegation", kind: kindBool, flag: func(c *Config) *bool { return &c.AllowDelegation }},
 	{name: "channel_bindings", kind: kindString, str: func(c *Config) *string { return &c.ChannelBindings }},
 	{name: "allow_unauthenticated", kind: kindBool, flag: func(c *Config) *bool { return &c.AllowUnauthenticated }},
+
+	{name: "backend", kind: kindString, str: func(c *Config) *string { return &c.Backend }},
+	{name: "backend_proxy_protocol", kind: kindString, str: func(c *Config) *string { return &c.BackendProxyProtocol }},
+	{name: "backend_connect_timeout", kind: kindDuration, dur: func(c *Config) *time.Duration { return &c.BackendConnectTimeout }},
+	{name: "stream_confidentiality", kind: kindNotBool, flag: func(c *Config) *bool { return &c.StreamIntegrityAllowed }},
 
 	{name: "log_level", kind: kindString, str: func(c *Config) *string { return &c.LogLevel }},
 	{name: "log_format", kind: kindString, str: func(c *Config) *string { return &c.LogFormat }},

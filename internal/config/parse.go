@@ -182,10 +182,10 @@ func (p *parser) value(def *keyDef, v *yaml.Node) (string, bool) {
 			}
 			*def.dur(p.cfg) = d
 		}
-	case kindBool:
+	case kindBool, kindNotBool:
 		var b bool
 		if b, msg = decodeBool(v); msg == "" {
-			*def.flag(p.cfg) = b
+			*def.flag(p.cfg) = b != (def.kind == kindNotBool)
 		}
 	case kindList:
 		list, lines, listMsg := p.decodeList(def.name, v)

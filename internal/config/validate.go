@@ -18,29 +18,30 @@ import (
 // would exhaust memory or descriptors, not taste; configs/gss-acceptor.yaml
 // states each one next to its key.
 const (
-	maxListen            = 64
-	maxServices          = 1024
-	maxPrincipalLen      = 1024
-	maxAccountLen        = 256
-	maxSessionsPerWorker = 1 << 24 // also bounded by RLIMIT_NOFILE at run time
-	maxTotalSessions     = math.MaxInt32
-	maxHandshakes        = 1 << 16
-	minTokenSize         = 1 << 10
-	maxTokenSize         = 16 << 20
-	minMessageSize       = 1 << 10
-	maxMessageSize       = 1 << 30
-	maxReplayCacheSize   = 100_000_000
-	maxChannelBindings   = 64 << 10
-	minTimeout           = 100 * time.Millisecond
-	maxHandshakeTimeout  = 10 * time.Minute
-	maxImportDeadline    = 10 * time.Minute
-	maxShutdownTimeout   = 24 * time.Hour
-	maxRespawnBackoff    = time.Hour
-	minClockSkew         = time.Second
-	maxClockSkew         = 24 * time.Hour
-	minIdleTimeout       = time.Second
-	minWorkerMaxLifetime = time.Second
-	maxNumericAccountID  = math.MaxUint32 - 1 // (uid_t)-1 means "no change" to setresuid
+	maxListen                = 64
+	maxServices              = 1024
+	maxPrincipalLen          = 1024
+	maxAccountLen            = 256
+	maxSessionsPerWorker     = 1 << 24 // also bounded by RLIMIT_NOFILE at run time
+	maxTotalSessions         = math.MaxInt32
+	maxHandshakes            = 1 << 16
+	minTokenSize             = 1 << 10
+	maxTokenSize             = 16 << 20
+	minMessageSize           = 1 << 10
+	maxMessageSize           = 1 << 30
+	maxReplayCacheSize       = 100_000_000
+	maxChannelBindings       = 64 << 10
+	minTimeout               = 100 * time.Millisecond
+	maxHandshakeTimeout      = 10 * time.Minute
+	maxImportDeadline        = 10 * time.Minute
+	maxShutdownTimeout       = 24 * time.Hour
+	maxRespawnBackoff        = time.Hour
+	minClockSkew             = time.Second
+	maxClockSkew             = 24 * time.Hour
+	minIdleTimeout           = time.Second
+	minWorkerMaxLifetime     = time.Second
+	maxBackendConnectTimeout = 5 * time.Minute
+	maxNumericAccountID      = math.MaxUint32 - 1 // (uid_t)-1 means "no change" to setresuid
 )
 
 // validator collects the problems of one Config.
@@ -63,6 +64,7 @@ func (c *Config) validate(requireKeytab bool) []*Error {
 	v.limits()
 	v.logging()
 	v.metrics()
+	v.backend()
 	return v.errs
 }
 
@@ -472,4 +474,30 @@ func checkAccount(s string) string {
 		}
 	}
 	return ""
+}
+
+// backend checks backend, backend_proxy_protocol and
+// backend_connect_timeout.
+func (v *validator) backend() {
+	c := v.c
+	switch network, addr, _ := strings.Cut(c.Backend, ":"); {
+	case c.Backend == BackendSample:
+	case network == "tcp":
+		if msg := checkHostPort(addr); msg != "" {
+			v.fail("backend", "tcp:HOST:PORT: %s", msg)
+		} else if host, port, _ := net.SplitHostPort(addr); host == "" || port == "0" {
+			v.fail("backend", "tcp:HOST:PORT needs a host and a non-zero port, got %s", quote(c.Backend))
+		}
+	case network == "unix":
+		if !strings.HasPrefix(addr, "/") {
+			v.fail("backend", "unix:PATH needs an absolute path, got %s", quote(c.Backend))
+		}
+	default:
+		v.fail("backend", "must be %s, tcp:HOST:PORT or unix:/PATH; got %s", BackendSample, quote(c.Backend))
+	}
+	v.enum("backend_proxy_protocol", c.BackendProxyProtocol, []string{"", ProxyProtocolV2})
+	if c.Backend == BackendSample && c.BackendProxyProtocol != "" {
+		v.fail("backend_proxy_protocol", "needs a proxy backend (backend is %s)", BackendSample)
+	}
+	v.durationRange("backend_connect_timeout", c.BackendConnectTimeout, minTimeout, maxBackendConnectTimeout)
 }

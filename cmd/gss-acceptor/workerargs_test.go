@@ -1,0 +1,40 @@
+package main
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/gss-acceptor/gss-acceptor/internal/config"
+)
+
+func TestWorkerArgs(t *testing.T) {
+	c := config.Default()
+	if got := workerArgs(c); !slices.Equal(got, []string{"-log-level", "info", "-log-format", "json"}) {
+		t.Fatalf("sample backend: %q", got)
+	}
+	c.Backend, c.BackendProxyProtocol, c.BackendConnectTimeout, c.StreamIntegrityAllowed = "tcp:127.0.0.1:6379", "v2", 2*time.Second, true
+	want := []string{"-log-level", "info", "-log-format", "json", "-backend", "tcp:127.0.0.1:6379",
+		"-backend-connect-timeout", "2s", "-backend-proxy-protocol", "v2", "-stream-confidentiality=false"}
+	if got := workerArgs(c); !slices.Equal(got, want) {
+		t.Fatalf("proxy backend: %q\nwant %q", got, want)
+	}
+}
+
+func TestBackendFlags(t *testing.T) {
+	o, err := parseFlags([]string{"-keytab", "/etc/krb5.keytab", "-backend", "unix:/run/app.sock", "-backend-proxy-protocol", "v2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := loadConfig(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Backend != "unix:/run/app.sock" || c.BackendProxyProtocol != "v2" {
+		t.Fatalf("config %q %q", c.Backend, c.BackendProxyProtocol)
+	}
+	o, _ = parseFlags([]string{"-keytab", "/etc/krb5.keytab", "-backend", "redis"})
+	if _, err := loadConfig(o); err == nil {
+		t.Fatal("-backend redis accepted")
+	}
+}
