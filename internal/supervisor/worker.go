@@ -213,6 +213,12 @@ func (p *Pool) read(w *workerProc) {
 			}
 		case *handoff.Bye:
 			p.log.Info("worker leaving", zap.Int("slot", w.slot), zap.Int("pid", w.pid), zap.Uint32("reason", m.Reason))
+		case *handoff.Handoff:
+			// Parent-to-worker only. Its descriptor is ours now: close it,
+			// or a faulty worker could fill our descriptor table
+			// (ARCHITECTURE.md §8.6).
+			m.Close()
+			p.log.Warn("unexpected message from worker; its descriptor closed", zap.Int("pid", w.pid), zap.Stringer("type", m.Type()))
 		default:
 			p.log.Warn("unexpected message from worker", zap.Int("pid", w.pid), zap.String("type", fmt.Sprintf("%T", m)))
 		}
