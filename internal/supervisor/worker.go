@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"sync"
@@ -38,7 +39,8 @@ type workerProc struct {
 	reported int  // sessions the worker reported in its last ACK
 	taken    int  // sessions handed to this worker so far
 	pending  map[uint64]chan ackResult
-	exited   chan struct{} // closed after cmd.Wait returned
+	exited   chan struct{} // closed once reaped, the channel read to its end and pending handoffs failed over
+	readDone chan struct{} // closed when read returns
 	retired  chan struct{} // closed when the worker starts to drain (recycle, resize)
 }
 
@@ -75,6 +77,7 @@ func (p *Pool) spawn(i int) (*workerProc, error) {
 		pid:        cmd.Process.Pid,
 		pending:    make(map[uint64]chan ackResult),
 		exited:     make(chan struct{}),
+		readDone:   make(chan struct{}),
 		retired:    make(chan struct{}),
 	}
 	p.workers[w] = true
@@ -84,6 +87,7 @@ func (p *Pool) spawn(i int) (*workerProc, error) {
 	p.mu.Unlock()
 
 	go p.reap(w)
+	go p.read(w)
 	if err := p.checkPeer(w); err != nil {
 		p.kill(w, err)
 		return w, nil
@@ -103,7 +107,6 @@ func (p *Pool) spawn(i int) (*workerProc, error) {
 		p.kill(w, fmt.Errorf("sending HELLO: %w", err))
 		return w, nil
 	}
-	go p.read(w)
 	go func() {
 		t := time.NewTimer(DefaultReadyTimeout)
 		defer t.Stop()
@@ -136,17 +139,36 @@ func (p *Pool) checkPeer(w *workerProc) error {
 	return handoff.CheckWorker(w.ch, uids...)
 }
 
-// kill terminates a worker that misbehaved during startup.
+// kill terminates a worker that misbehaved during startup. Its channel
+// stays open: reap reads it to the end once the process is gone.
 func (p *Pool) kill(w *workerProc, why error) {
 	p.log.Error("killing worker", zap.Int("slot", w.slot), zap.Int("pid", w.pid), zap.Error(why))
 	w.cmd.Process.Kill()
-	w.ch.Close()
 }
 
-// reap waits for the process, then fails over its unacknowledged handoffs.
+// channelDrainTimeout bounds how long reap waits, after the worker's exit,
+// for the reader to reach the end of the channel. The end comes as soon
+// as the queued messages are read (the dead worker held the only other
+// end); the bound is for a worker that leaked its end to another process.
+const channelDrainTimeout = 5 * time.Second
+
+// reap waits for the process and for the reader to have read every
+// message the worker sent before it died, then fails over its
+// unacknowledged handoffs. In that order: an ACK still queued in the
+// channel when the process is reaped means the worker took the session,
+// and re-sending it would have a second worker import the same context
+// (ARCHITECTURE.md §6, §8.5).
 func (p *Pool) reap(w *workerProc) {
 	w.cmd.Wait()
+	t := time.NewTimer(channelDrainTimeout)
+	select {
+	case <-w.readDone:
+	case <-t.C:
+		p.log.Warn("worker channel still open after its exit; closing it", zap.Int("slot", w.slot), zap.Int("pid", w.pid))
+	}
+	t.Stop()
 	w.ch.Close()
+	<-w.readDone
 	p.mu.Lock()
 	w.dead = true
 	w.ready = false
@@ -164,22 +186,27 @@ func (p *Pool) reap(w *workerProc) {
 	close(w.exited)
 }
 
-// read consumes the worker's messages: READY, ACKs, SESSION_ENDs, BYE.
+// read consumes the worker's messages (READY, ACKs, SESSION_ENDs, BYE)
+// until the end of the channel, which comes once the worker has exited
+// and everything it sent has been read, or until reap closes the channel.
+// A message that cannot be received (malformed, wrong descriptors) gets
+// the worker killed, and reading goes on: ACKs queued behind it count.
 func (p *Pool) read(w *workerProc) {
+	defer close(w.readDone)
 	for {
 		m, err := w.ch.Recv()
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				p.mu.Lock()
-				dead := w.dead
-				p.mu.Unlock()
-				if !dead {
-					p.log.Warn("worker channel failed", zap.Int("pid", w.pid), zap.Error(err))
-				}
-			}
+		if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 			// The process is reaped by reap; make sure it goes away.
 			w.cmd.Process.Signal(syscall.SIGTERM)
 			return
+		}
+		if err != nil {
+			p.log.Warn("worker channel failed; killing the worker", zap.Int("pid", w.pid), zap.Error(err))
+			w.cmd.Process.Kill()
+			if errors.Is(err, handoff.ErrMalformed) || errors.Is(err, handoff.ErrFDCount) || errors.Is(err, handoff.ErrTruncated) {
+				continue // that message is consumed; the next may be an ACK
+			}
+			return // the socket itself failed: reap fails the handoffs over
 		}
 		switch m := m.(type) {
 		case *handoff.Ready:
