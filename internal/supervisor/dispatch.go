@@ -54,10 +54,19 @@ func (p *Pool) Handoff(ctx context.Context, fd int, token, readAhead []byte) (li
 			return res, err
 		}
 		res.PID = w.pid
-		err = w.ch.Send(&handoff.Handoff{ID: id, Token: token, ReadAhead: readAhead, FD: fd})
+		// Bounded: a worker that stopped reading fills its channel, and an
+		// unbounded send would hold this handshake (and Shutdown) forever.
+		// A send that fails has queued nothing (SOCK_SEQPACKET), so the
+		// connection may go to another worker at once.
+		sctx, cancel := context.WithTimeout(ctx, channelWriteTimeout)
+		err = w.ch.SendContext(sctx, &handoff.Handoff{ID: id, Token: token, ReadAhead: readAhead, FD: fd})
+		cancel()
 		w.reserved.Done()
 		if err != nil {
 			p.release(w, id)
+			if ctx.Err() != nil {
+				return res, fmt.Errorf("supervisor: sending to worker %d: %w", w.pid, err)
+			}
 			p.log.Warn("handoff send failed; trying another worker", zap.Int("pid", w.pid), zap.Error(err))
 			continue
 		}

@@ -1,8 +1,14 @@
 package supervisor
 
 import (
+	"context"
+	"fmt"
+	"os"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gss-acceptor/gss-acceptor/internal/listener"
 )
 
 // A worker that sends HANDOFF messages of its own, each with a
@@ -42,5 +48,78 @@ func TestPoolKeepsAckSentBeforeExit(t *testing.T) {
 	}
 	if got := fp.takenBy(t)["tok"]; len(got) != 1 {
 		t.Errorf("session taken by workers %v, want exactly one", got)
+	}
+}
+
+// stopWorker SIGSTOPs the pool's worker in slot 0 and returns its pid; it
+// is continued at cleanup if still there.
+func stopWorker(t *testing.T, p *Pool) int {
+	t.Helper()
+	ws, _ := p.Status()
+	pid := 0
+	for _, w := range ws {
+		if w.Slot == 0 {
+			pid = w.PID
+		}
+	}
+	if pid == 0 {
+		t.Fatalf("no worker in slot 0: %+v", ws)
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGCONT) })
+	return pid
+}
+
+// handoffWithin hands a /dev/null descriptor with readAhead to the pool
+// under a context of ctxTime and fails t unless Handoff returns within
+// limit. It returns Handoff's result.
+func handoffWithin(t *testing.T, p *Pool, token string, readAhead []byte, ctxTime, limit time.Duration) (listener.HandoffResult, error) {
+	t.Helper()
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type outcome struct {
+		res listener.HandoffResult
+		err error
+	}
+	done := make(chan outcome, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), ctxTime)
+	go func() {
+		defer cancel()
+		defer f.Close()
+		res, err := p.Handoff(ctx, int(f.Fd()), []byte(token), readAhead)
+		done <- outcome{res, err}
+	}()
+	select {
+	case o := <-done:
+		return o.res, o.err
+	case <-time.After(limit):
+		t.Fatalf("Handoff of %q still blocked after %v (context %v)", token, limit, ctxTime)
+		return listener.HandoffResult{}, nil
+	}
+}
+
+// A worker that stopped reading its channel cannot block a handoff: once
+// its socket buffer is full, Handoff still returns when its context ends,
+// and Shutdown then finishes.
+func TestPoolHandoffToFullChannelIsBounded(t *testing.T) {
+	fp := startFaultyPool(t, 1, modeStallBeforeAck, nil)
+	stopWorker(t, fp.Pool)
+	readAhead := make([]byte, 200<<10) // two or three fill the channel
+	for i := range 6 {
+		_, err := handoffWithin(t, fp.Pool, fmt.Sprint("t", i), readAhead, 300*time.Millisecond, 5*time.Second)
+		if err == nil {
+			t.Fatalf("handoff %d to a stopped worker succeeded", i)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start := time.Now()
+	fp.Shutdown(ctx) // the deadline error is expected: the worker cannot drain
+	if d := time.Since(start); d > time.Second+2*DefaultStopGrace+channelDrainTimeout {
+		t.Errorf("Shutdown took %v", d)
 	}
 }

@@ -26,6 +26,10 @@ const (
 	// maxHandoffAttempts bounds how often one connection is re-sent after
 	// the worker holding it died before acknowledging it.
 	maxHandoffAttempts = 4
+	// channelWriteTimeout bounds every send on a worker's channel: a
+	// worker that stopped reading (stalled, stopped) fills it, and a send
+	// then blocks until the worker reads again.
+	channelWriteTimeout = 2 * time.Second
 )
 
 // Pool hands sessions to workers for the listener's accept loop.

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -101,7 +102,9 @@ func (p *Pool) spawn(i int) (*workerProc, error) {
 	// PutKey writes straight into the HELLO's array: no other copy of the
 	// key exists on this side, and hello.Zero below wipes this one.
 	p.cfg.SealKey.PutKey((*[32]byte)(&hello.Key))
-	err = w.ch.Send(&hello)
+	sctx, cancel := context.WithTimeout(context.Background(), channelWriteTimeout)
+	err = w.ch.SendContext(sctx, &hello)
+	cancel()
 	hello.Zero() // Send wiped its own buffer; this is the last copy
 	if err != nil {
 		p.kill(w, fmt.Errorf("sending HELLO: %w", err))
@@ -270,7 +273,9 @@ func (p *Pool) retireLocked(w *workerProc, why string) {
 // SIGTERM. It must be retiring, so that no new reservation comes in.
 func (w *workerProc) drain() {
 	w.reserved.Wait()
-	if err := w.ch.Send(&handoff.Drain{}); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), channelWriteTimeout)
+	defer cancel()
+	if err := w.ch.SendContext(ctx, &handoff.Drain{}); err != nil {
 		w.cmd.Process.Signal(syscall.SIGTERM)
 	}
 }
