@@ -36,6 +36,7 @@ const (
 	maxImportDeadline    = 10 * time.Minute
 	maxShutdownTimeout   = 24 * time.Hour
 	maxRespawnBackoff    = time.Hour
+	maxWorkerAckTimeout  = time.Minute
 	minClockSkew         = time.Second
 	maxClockSkew         = 24 * time.Hour
 	minIdleTimeout       = time.Second
@@ -241,6 +242,7 @@ func (v *validator) pool() {
 	}
 	v.intRange("worker_cpus", c.WorkerCPUs, 1, MaxWorkers)
 	v.durationRange("worker_respawn_backoff_max", c.WorkerRespawnBackoffMax, minTimeout, maxRespawnBackoff)
+	v.durationRange("worker_ack_timeout", c.WorkerAckTimeout, minTimeout, maxWorkerAckTimeout)
 }
 
 func (v *validator) limits() {

@@ -106,7 +106,7 @@ func handoffWithin(t *testing.T, p *Pool, token string, readAhead []byte, ctxTim
 // its socket buffer is full, Handoff still returns when its context ends,
 // and Shutdown then finishes.
 func TestPoolHandoffToFullChannelIsBounded(t *testing.T) {
-	fp := startFaultyPool(t, 1, modeStallBeforeAck, nil)
+	fp := startFaultyPool(t, 1, modeStallBeforeAck, func(c *PoolConfig) { c.AckTimeout = time.Hour })
 	stopWorker(t, fp.Pool)
 	readAhead := make([]byte, 200<<10) // two or three fill the channel
 	for i := range 6 {
@@ -121,5 +121,106 @@ func TestPoolHandoffToFullChannelIsBounded(t *testing.T) {
 	fp.Shutdown(ctx) // the deadline error is expected: the worker cannot drain
 	if d := time.Since(start); d > time.Second+2*DefaultStopGrace+channelDrainTimeout {
 		t.Errorf("Shutdown took %v", d)
+	}
+}
+
+// Two workers never take the same session, whatever point of the handoff
+// a worker fails at: stopped before it reads (SIGSTOP), exiting between
+// receive and ACK, exiting right after its ACK, hanging before or after
+// its ACK. Every handoff returns, within the ACK timeout plus a margin; a
+// handoff that succeeded was taken by exactly the worker that answered;
+// a hung worker is killed and replaced.
+func TestPoolNeverTwoWorkersOnOneSession(t *testing.T) {
+	const (
+		ackTimeout = 400 * time.Millisecond
+		sessions   = 12
+	)
+	tests := []struct {
+		name     string
+		mode     string
+		sigstop  bool // SIGSTOP slot 0 before the handoffs
+		killWant int  // ack_timeout kills expected
+	}{
+		{"stopped before reading", "none", true, 1},
+		{"exit between receive and ACK", modeExitBeforeAck, false, 0},
+		{"exit right after ACK", modeAckThenExit, false, 0},
+		{"hang before ACK", modeStallBeforeAck, false, 1},
+		{"hang after ACK", modeAckThenStall, false, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fp := startFaultyPool(t, 2, tt.mode, func(c *PoolConfig) { c.AckTimeout = ackTimeout })
+			before, _ := fp.Status()
+			var stopped int
+			if tt.sigstop {
+				stopped = stopWorker(t, fp.Pool)
+			}
+			type outcome struct {
+				token string
+				res   listener.HandoffResult
+				err   error
+				took  time.Duration
+			}
+			out := make(chan outcome, sessions)
+			for i := range sessions {
+				go func() {
+					tok := fmt.Sprint("s", i)
+					start := time.Now()
+					res, err := handoffWithin(t, fp.Pool, tok, nil, 10*time.Second, 15*time.Second)
+					out <- outcome{tok, res, err, time.Since(start)}
+				}()
+			}
+			var worst time.Duration
+			results := map[string]outcome{}
+			for range sessions {
+				o := <-out
+				results[o.token] = o
+				worst = max(worst, o.took)
+				if o.err != nil {
+					t.Errorf("handoff %s: %v", o.token, o.err)
+				}
+			}
+			if limit := ackTimeout + 2*time.Second; worst > limit {
+				t.Errorf("slowest handoff took %v, want under %v", worst, limit)
+			}
+			taken := fp.takenBy(t)
+			for tok, o := range results {
+				pids := taken[tok]
+				if len(pids) > 1 {
+					t.Errorf("session %s taken by %d workers: %v", tok, len(pids), pids)
+				}
+				if o.err == nil && (len(pids) != 1 || pids[0] != fmt.Sprint(o.res.PID)) {
+					t.Errorf("session %s: handoff answered by %d, taken by %v", tok, o.res.PID, pids)
+				}
+			}
+			if got := fp.Kills()[KillAckTimeout]; got != tt.killWant {
+				t.Errorf("%d ack_timeout kills, want %d", got, tt.killWant)
+			}
+			if tt.killWant > 0 || tt.sigstop {
+				waitReplaced(t, fp.Pool, before, stopped)
+			}
+		})
+	}
+}
+
+// waitReplaced waits until the pool again has as many ready workers as in
+// before, none of them gone (a pid from before that has since been killed
+// or exited) nor stopped.
+func waitReplaced(t *testing.T, p *Pool, before []WorkerStatus, stopped int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		ws, _ := p.Status()
+		ready := 0
+		for _, w := range ws {
+			if w.Ready && w.PID != stopped && syscall.Kill(w.PID, 0) == nil {
+				ready++
+			}
+		}
+		if ready == len(before) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("workers %+v: not replaced (before %+v)", ws, before)
+		}
 	}
 }

@@ -39,7 +39,8 @@ type workerProc struct {
 	load     int  // sessions the worker reported plus handoffs in flight
 	reported int  // sessions the worker reported in its last ACK
 	taken    int  // sessions handed to this worker so far
-	pending  map[uint64]chan ackResult
+	killed   bool // SIGKILL sent (kill): takes no new sessions
+	pending  map[uint64]*pendingHandoff
 	exited   chan struct{} // closed once reaped, the channel read to its end and pending handoffs failed over
 	readDone chan struct{} // closed when read returns
 	retired  chan struct{} // closed when the worker starts to drain (recycle, resize)
@@ -76,7 +77,7 @@ func (p *Pool) spawn(i int) (*workerProc, error) {
 		ch:         parent,
 		started:    time.Now(),
 		pid:        cmd.Process.Pid,
-		pending:    make(map[uint64]chan ackResult),
+		pending:    make(map[uint64]*pendingHandoff),
 		exited:     make(chan struct{}),
 		readDone:   make(chan struct{}),
 		retired:    make(chan struct{}),
@@ -90,7 +91,7 @@ func (p *Pool) spawn(i int) (*workerProc, error) {
 	go p.reap(w)
 	go p.read(w)
 	if err := p.checkPeer(w); err != nil {
-		p.kill(w, err)
+		p.kill(w, KillBadPeer, err)
 		return w, nil
 	}
 	p.mu.Lock()
@@ -107,7 +108,7 @@ func (p *Pool) spawn(i int) (*workerProc, error) {
 	cancel()
 	hello.Zero() // Send wiped its own buffer; this is the last copy
 	if err != nil {
-		p.kill(w, fmt.Errorf("sending HELLO: %w", err))
+		p.kill(w, KillStartFailed, fmt.Errorf("sending HELLO: %w", err))
 		return w, nil
 	}
 	go func() {
@@ -120,7 +121,7 @@ func (p *Pool) spawn(i int) (*workerProc, error) {
 			select {
 			case <-ch:
 			case <-t.C:
-				p.kill(w, errors.New("no READY within the start timeout"))
+				p.kill(w, KillNoReady, errors.New("no READY within the start timeout"))
 				return
 			}
 			p.mu.Lock()
@@ -142,10 +143,38 @@ func (p *Pool) checkPeer(w *workerProc) error {
 	return handoff.CheckWorker(w.ch, uids...)
 }
 
-// kill terminates a worker that misbehaved during startup. Its channel
-// stays open: reap reads it to the end once the process is gone.
-func (p *Pool) kill(w *workerProc, why error) {
-	p.log.Error("killing worker", zap.Int("slot", w.slot), zap.Int("pid", w.pid), zap.Error(why))
+// Reasons for killing a worker: the reason label of
+// gss_acceptor_worker_kills_total and the reason field of the log line.
+const (
+	KillAckTimeout   = "ack_timeout"    // a HANDOFF not acknowledged within PoolConfig.AckTimeout
+	KillChannelFull  = "channel_full"   // its channel stayed full for channelWriteTimeout: it stopped reading
+	KillNoReady      = "no_ready"       // no READY within DefaultReadyTimeout
+	KillBadPeer      = "bad_peer"       // CheckWorker refused the channel's peer
+	KillStartFailed  = "start_failed"   // HELLO could not be sent
+	KillProtocolFail = "protocol_error" // it sent a message that could not be received
+)
+
+// KillReasons lists every kill reason, for metrics.
+func KillReasons() []string {
+	return []string{KillAckTimeout, KillChannelFull, KillNoReady, KillBadPeer, KillStartFailed, KillProtocolFail}
+}
+
+// kill SIGKILLs a worker that misbehaved or stopped answering, once: it
+// takes no new sessions from now on, and a stopped process dies as well.
+// Its channel stays open: reap reads it to the end once the process is
+// gone, and only then fails its unacknowledged handoffs over. The slot's
+// supervisor starts the replacement.
+func (p *Pool) kill(w *workerProc, reason string, why error) {
+	p.mu.Lock()
+	if w.killed || w.dead {
+		p.mu.Unlock()
+		return
+	}
+	w.killed = true
+	p.kills[reason]++
+	p.notifyLocked()
+	p.mu.Unlock()
+	p.log.Error("killing worker", zap.Int("slot", w.slot), zap.Int("pid", w.pid), zap.String("reason", reason), zap.Error(why))
 	w.cmd.Process.Kill()
 }
 
@@ -183,8 +212,8 @@ func (p *Pool) reap(w *workerProc) {
 	}
 	p.notifyLocked()
 	p.mu.Unlock()
-	for _, ch := range pending {
-		ch <- ackResult{resend: true, pid: w.pid}
+	for _, ph := range pending {
+		ph.ch <- ackResult{resend: true, pid: w.pid}
 	}
 	close(w.exited)
 }
@@ -204,8 +233,7 @@ func (p *Pool) read(w *workerProc) {
 			return
 		}
 		if err != nil {
-			p.log.Warn("worker channel failed; killing the worker", zap.Int("pid", w.pid), zap.Error(err))
-			w.cmd.Process.Kill()
+			p.kill(w, KillProtocolFail, err)
 			if errors.Is(err, handoff.ErrMalformed) || errors.Is(err, handoff.ErrFDCount) || errors.Is(err, handoff.ErrTruncated) {
 				continue // that message is consumed; the next may be an ACK
 			}
@@ -222,8 +250,8 @@ func (p *Pool) read(w *workerProc) {
 			p.mu.Lock()
 			w.reported = int(m.Load)
 			var ch chan ackResult
-			if m.ID != 0 {
-				ch = w.pending[m.ID]
+			if ph := w.pending[m.ID]; m.ID != 0 && ph != nil {
+				ch = ph.ch
 				delete(w.pending, m.ID)
 			}
 			w.load = w.reported + len(w.pending)
