@@ -40,7 +40,7 @@ func (p *Pool) pickLocked() *workerProc {
 	n := len(p.slots)
 	for k := 0; k < n; k++ {
 		w := p.slots[(p.rr+k)%n]
-		if w == nil || !w.ready || w.dead || w.killed || w.retiring || w.load >= p.cfg.MaxSessionsPerWorker {
+		if w == nil || !w.ready || w.dead || w.killed || w.broken || w.retiring || w.load >= p.cfg.MaxSessionsPerWorker {
 			continue
 		}
 		slow := w.oldestPendingLocked(now) > p.cfg.AckTimeout/4
@@ -94,8 +94,17 @@ func (p *Pool) Handoff(ctx context.Context, fd int, token, readAhead []byte) (li
 			if ctx.Err() != nil {
 				return res, fmt.Errorf("supervisor: sending to worker %d: %w", w.pid, err)
 			}
-			if errors.Is(err, os.ErrDeadlineExceeded) {
+			switch {
+			case errors.Is(err, os.ErrDeadlineExceeded):
 				p.kill(w, KillChannelFull, fmt.Errorf("its channel stayed full for %v", channelWriteTimeout))
+			case !errors.Is(err, handoff.ErrTooLarge) && !errors.Is(err, handoff.ErrFDCount):
+				// The channel refused it (EPIPE: the worker has exited,
+				// and its reader has not reached EOF yet): never pick
+				// it again, or every attempt would go to it.
+				p.mu.Lock()
+				w.broken = true
+				p.notifyLocked()
+				p.mu.Unlock()
 			}
 			p.log.Warn("handoff send failed; trying another worker", zap.Int("pid", w.pid), zap.Error(err))
 			continue

@@ -35,6 +35,9 @@ const (
 	// crash right after taking the session: the ACK is the last message
 	// in the channel when the parent sees the exit).
 	modeAckThenExit = "ack-then-exit"
+	// modeEndThenExit: send a SESSION_END and exit 1 without an ACK: the
+	// process is gone while the parent's reader is still busy.
+	modeEndThenExit = "end-then-exit"
 	// modeStallBeforeAck: stop answering (sleep forever) on the HANDOFF.
 	modeStallBeforeAck = "stall-before-ack"
 	// modeAckThenStall: ACK 0, then stop reading the channel for good.
@@ -83,6 +86,9 @@ func faultyWorker(mode string) int {
 					ch.Send(&handoff.SessionEnd{ID: m.ID, Result: handoff.SessionOK, Load: 1, DurationUS: 1})
 					recordTaken(m.Token)
 					ch.Send(&handoff.Ack{ID: m.ID, Load: 1})
+					return 1
+				case modeEndThenExit:
+					ch.Send(&handoff.SessionEnd{ID: m.ID, Result: handoff.SessionOK, Load: 0, DurationUS: 1})
 					return 1
 				case modeStallBeforeAck:
 					for {

@@ -224,3 +224,38 @@ func waitReplaced(t *testing.T, p *Pool, before []WorkerStatus, stopped int) {
 		}
 	}
 }
+
+// A worker whose channel refuses a HANDOFF (it has exited; its reader has
+// not reached the end of the channel yet) is not picked again: the
+// handoff waits for the replacement instead of spending every attempt
+// on the dead worker.
+func TestPoolSkipsWorkerWithBrokenChannel(t *testing.T) {
+	slow := make(chan struct{}, 1)
+	slow <- struct{}{}
+	fp := startFaultyPool(t, 1, modeEndThenExit, func(c *PoolConfig) {
+		c.OnSessionEnd = func(SessionEnd) {
+			select {
+			case <-slow:
+				time.Sleep(500 * time.Millisecond)
+			default:
+			}
+		}
+	})
+	first := make(chan error, 1)
+	go func() {
+		_, err := handoffWithin(t, fp.Pool, "first", nil, 10*time.Second, 15*time.Second)
+		first <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // the worker has exited; the reader sleeps
+	if _, err := handoffWithin(t, fp.Pool, "second", nil, 10*time.Second, 15*time.Second); err != nil {
+		t.Errorf("second handoff: %v", err)
+	}
+	if err := <-first; err != nil {
+		t.Errorf("first handoff: %v", err)
+	}
+	for tok, pids := range fp.takenBy(t) {
+		if len(pids) != 1 {
+			t.Errorf("session %s taken by %v", tok, pids)
+		}
+	}
+}

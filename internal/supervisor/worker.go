@@ -40,6 +40,7 @@ type workerProc struct {
 	reported int  // sessions the worker reported in its last ACK
 	taken    int  // sessions handed to this worker so far
 	killed   bool // SIGKILL sent (kill): takes no new sessions
+	broken   bool // a send on its channel failed: takes no new sessions
 	pending  map[uint64]*pendingHandoff
 	exited   chan struct{} // closed once reaped, the channel read to its end and pending handoffs failed over
 	readDone chan struct{} // closed when read returns
