@@ -8,9 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -54,6 +56,7 @@ func TestFaults(t *testing.T) {
 		{"Credentials", faultCredentials},
 		{"KillWorkerDuringHandoff", faultKillWorkerDuringHandoff},
 		{"KillWorkerMidSession", faultKillWorkerMidSession},
+		{"StoppedWorker", faultStoppedWorker},
 		{"KillAcceptor", faultKillAcceptor},
 		{"FDExhaustion", faultFDExhaustion},
 	} {
@@ -744,7 +747,8 @@ func forgeTicket(t *testing.T, r *testrealm.Realm, good *client.Ticket, etype in
 func faultKillWorkerDuringHandoff(t *testing.T, ft *faultTally) {
 	ft.scenario()
 	r := testrealm.Shared(t)
-	a := startAcceptor(t, r, acceptorOptions{"handshake_timeout": "30s"})
+	// The test kills the stopped worker itself, before the watchdog would.
+	a := startAcceptor(t, r, acceptorOptions{"handshake_timeout": "30s", "worker_ack_timeout": "30s"})
 	tkt := goTicket(t, r)
 	pids := a.workerPIDs()
 	if len(pids) != 2 {
@@ -798,6 +802,122 @@ func faultKillWorkerDuringHandoff(t *testing.T, ft *faultTally) {
 	ft.refused.Add(1)
 	ft.served.Add(1)
 	serveReal(t, r, a, ft, "after the worker died mid-handoff")
+}
+
+// faultStoppedWorker: with one of two workers stopped (SIGSTOP), 8
+// concurrent MIT gss-clients of 5 sessions each are all served: a handoff
+// the stopped worker does not acknowledge within worker_ack_timeout gets
+// it killed, and the connection goes to the other worker; no session
+// waits more than the handshake plus 3 s. The stopped worker is replaced,
+// and the acceptor's descriptors come back to where they were.
+func faultStoppedWorker(t *testing.T, ft *faultTally) {
+	ft.scenario()
+	r := testrealm.Shared(t)
+	const (
+		clients    = 8
+		perClient  = 5
+		ackTimeout = 2 * time.Second
+		maxExtra   = 3 * time.Second // over the handshake, per session
+	)
+	a := startAcceptor(t, r, acceptorOptions{"handshake_timeout": "10s", "worker_ack_timeout": ackTimeout.String()})
+	pids := a.workerPIDs()
+	if len(pids) != 2 {
+		t.Fatalf("%d workers, want 2", len(pids))
+	}
+	// One session first, so that the acceptor's descriptors (ccache,
+	// replay cache, KDC config) are all open before counting.
+	serveReal(t, r, a, ft, "before the stop")
+	fdsBefore := fdCount(a.cmd.Process.Pid)
+	victim := pids[0]
+	if err := syscall.Kill(victim, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(victim, syscall.SIGCONT) // if the watchdog missed it
+	start := time.Now()
+	handedBefore := len(a.logs.find(msgIs("session handed off")))
+
+	var wg sync.WaitGroup
+	var ok atomic.Int64
+	errs := make(chan error, clients)
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := mitClient(t, r, a.port, nil, "-seq", "-mcount", "1", "-ccount", strconv.Itoa(perClient),
+				"127.0.0.1", service, fmt.Sprintf("client %d", i))
+			n := strings.Count(out, "Signature verified.")
+			ok.Add(int64(n))
+			if err != nil || n != perClient {
+				errs <- fmt.Errorf("client %d: %d of %d sessions verified, %v\n%s", i, n, perClient, err, out)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	ft.served.Add(ok.Load())
+
+	// Every session's wait: its handshake plus its handoff (re-sends
+	// included), from the acceptor's log line.
+	handed := a.logs.find(msgIs("session handed off"))[handedBefore:]
+	var maxHandoff, maxTotal time.Duration
+	resent := 0
+	for _, l := range handed {
+		hs, err1 := time.ParseDuration(fmt.Sprint(l["handshake"]))
+		ho, err2 := time.ParseDuration(fmt.Sprint(l["handoff"]))
+		if err1 != nil || err2 != nil {
+			t.Fatalf("handoff line without durations: %v", l)
+		}
+		maxHandoff, maxTotal = max(maxHandoff, ho), max(maxTotal, hs+ho)
+		if l["attempts"] != float64(1) {
+			resent++
+		}
+		if l["worker_pid"] == float64(victim) {
+			t.Errorf("the stopped worker %d acknowledged a handoff: %v", victim, l)
+		}
+	}
+	if len(handed) != clients*perClient {
+		t.Errorf("%d sessions handed off, want %d", len(handed), clients*perClient)
+	}
+	if maxHandoff > maxExtra {
+		t.Errorf("a session waited %v for its handoff, want at most %v", maxHandoff, maxExtra)
+	}
+
+	// The watchdog killed the stopped worker, once, and it was replaced.
+	kills := a.logs.wait(t, 10*time.Second, 1, "kill of the stopped worker", func(m map[string]any) bool {
+		return m["msg"] == "killing worker" && m["pid"] == float64(victim) && m["reason"] == "ack_timeout"
+	})
+	if len(kills) != 1 {
+		t.Errorf("%d kill lines for worker %d, want 1", len(kills), victim)
+	}
+	var replaced time.Duration
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		now := a.workerPIDs()
+		if len(now) == 2 && !slices.Contains(now, victim) && len(a.logs.find(func(m map[string]any) bool {
+			return m["msg"] == "worker ready" && m["slot"] == float64(0) && m["pid"] != float64(victim)
+		})) > 0 {
+			replaced = time.Since(start)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stopped worker %d not replaced: workers %v", victim, now)
+		}
+	}
+	if procAlive(victim) {
+		t.Errorf("stopped worker %d still alive", victim)
+	}
+	// Nothing leaks: the descriptors of the killed worker's channel and of
+	// the re-sent connections are all closed.
+	if n := waitFDs(a.cmd.Process.Pid, 10*time.Second, func(n int) bool { return n <= fdsBefore }); n > fdsBefore {
+		t.Errorf("acceptor holds %d descriptors, %d before the stop", n, fdsBefore)
+	}
+	t.Logf("stopped worker: %d/%d sessions ok from %d clients in %v; %d re-sent; max handoff %v, max handshake+handoff %v; replaced after %v",
+		ok.Load(), clients*perClient, clients, elapsed.Round(time.Millisecond), resent,
+		maxHandoff.Round(time.Millisecond), maxTotal.Round(time.Millisecond), replaced.Round(time.Millisecond))
+	serveReal(t, r, a, ft, "after the stopped worker was replaced")
 }
 
 // faultKillWorkerMidSession: SIGKILL of a worker ends its sessions only;

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,8 +46,9 @@ type soakSample struct {
 
 // TestSoak runs mixed load (Go and MIT clients) against two workers for
 // -soak, injecting a fault every few seconds: SIGKILL of a worker,
-// garbage connections, slowloris bursts, replayed AP-REQs and bad
-// frames inside sessions. It fails on any client failure that no injected
+// garbage connections, slowloris bursts, replayed AP-REQs, bad frames
+// inside sessions, and SIGSTOP of a worker (the watchdog must kill and
+// replace it). It fails on any client failure that no injected
 // fault explains (a session open on a worker when it was killed), and on
 // descriptor or memory growth between the first and the last third of
 // the run.
@@ -60,9 +62,12 @@ func TestSoak(t *testing.T) {
 	// early in the run, so that any growth after that is a leak.
 	a := startAcceptorLogs(t, r, acceptorOptions{
 		"handshake_timeout": "2s",
-		"max_handshakes":    "64",
-		"clock_skew":        "20s",
-		"log_level":         "info",
+		// Well under handshake_timeout, so that a connection handed to a
+		// stopped worker is re-sent before its handshake deadline.
+		"worker_ack_timeout": "500ms",
+		"max_handshakes":     "64",
+		"clock_skew":         "20s",
+		"log_level":          "info",
 	}, soakLogLine)
 	tkt := goTicket(t, r)
 	ctx, cancel := context.WithTimeout(context.Background(), *soakFor)
@@ -90,7 +95,7 @@ func TestSoak(t *testing.T) {
 		firstErrs               []string
 		faults                  = map[string]*atomic.Int64{}
 	)
-	for _, k := range []string{"kill-worker", "garbage", "slowloris", "replay", "bad-frame"} {
+	for _, k := range []string{"kill-worker", "garbage", "slowloris", "replay", "bad-frame", "stop-worker"} {
 		faults[k] = new(atomic.Int64)
 	}
 	fail := func(what string, err error) {
@@ -154,7 +159,7 @@ func TestSoak(t *testing.T) {
 				return
 			case <-tick.C:
 			}
-			switch n % 5 {
+			switch n % 6 {
 			case 0:
 				if pids := a.workerPIDs(); len(pids) > 0 {
 					killMu.Lock()
@@ -179,6 +184,20 @@ func TestSoak(t *testing.T) {
 					fail("bad-frame fault", err)
 				}
 				faults["bad-frame"].Add(1)
+			case 5:
+				// Sessions open on it end when the watchdog kills it: a
+				// stop counts as a kill for killedDuring.
+				// Not near the end: the load must reach it to trip the watchdog.
+				if dl, _ := ctx.Deadline(); time.Until(dl) < 10*time.Second {
+					break
+				}
+				if pids := a.workerPIDs(); len(pids) > 0 {
+					killMu.Lock()
+					kills = append(kills, time.Now())
+					killMu.Unlock()
+					syscall.Kill(pids[n%len(pids)], syscall.SIGSTOP)
+					faults["stop-worker"].Add(1)
+				}
 			}
 		}
 	}()
@@ -213,8 +232,15 @@ func TestSoak(t *testing.T) {
 
 	t.Logf("soak: %v, %d Go sessions and %d MIT sessions ok, %d failed on a killed worker (expected), %d unexpected",
 		time.Since(start).Round(time.Second), ok.Load(), mitOK.Load(), expectedFail.Load(), unexpected.Load())
-	t.Logf("faults: %d worker kills, %d garbage bursts, %d slowloris bursts, %d replays, %d bad frames",
-		faults["kill-worker"].Load(), faults["garbage"].Load(), faults["slowloris"].Load(), faults["replay"].Load(), faults["bad-frame"].Load())
+	watchdog := len(a.logs.find(func(m map[string]any) bool { return m["msg"] == "killing worker" && m["reason"] == "ack_timeout" }))
+	t.Logf("faults: %d worker kills, %d garbage bursts, %d slowloris bursts, %d replays, %d bad frames, %d worker stops (%d watchdog kills)",
+		faults["kill-worker"].Load(), faults["garbage"].Load(), faults["slowloris"].Load(), faults["replay"].Load(), faults["bad-frame"].Load(),
+		faults["stop-worker"].Load(), watchdog)
+	for _, pid := range a.workerPIDs() {
+		if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && bytes.Contains(stat, []byte(") T ")) {
+			t.Errorf("worker %d still stopped at the end: the watchdog missed it", pid)
+		}
+	}
 	t.Logf("%8s %12s %14s %8s %11s %15s %9s", "time", "acceptor fd", "acceptor KiB", "workers", "worker fds", "worker KiB sum", "sessions")
 	for _, s := range samples {
 		t.Logf("%8v %12d %14d %8d %11d %15d %9d", s.at, s.acceptorFDs, s.acceptorRSS, s.workers, s.workerFDs, s.workerRSS, s.sessions)

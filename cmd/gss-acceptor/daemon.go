@@ -140,6 +140,7 @@ func (d *daemonState) start() error {
 		SealKey:              d.sealKey,
 		Limits:               helloLimits(cfg),
 		RespawnBackoffMax:    cfg.WorkerRespawnBackoffMax,
+		AckTimeout:           cfg.WorkerAckTimeout,
 		Credential:           cred,
 		Logger:               log.Named("pool"),
 		OnSessionEnd:         d.observeSession,
@@ -405,6 +406,7 @@ func keepRestartOnly(cfg, running *config.Config) []string {
 	keep("worker_cpus", cfg.WorkerCPUs != running.WorkerCPUs, func() { cfg.WorkerCPUs = running.WorkerCPUs })
 	keep("worker_respawn_backoff_max", cfg.WorkerRespawnBackoffMax != running.WorkerRespawnBackoffMax,
 		func() { cfg.WorkerRespawnBackoffMax = running.WorkerRespawnBackoffMax })
+	keep("worker_ack_timeout", cfg.WorkerAckTimeout != running.WorkerAckTimeout, func() { cfg.WorkerAckTimeout = running.WorkerAckTimeout })
 	keep("handshake_timeout", cfg.HandshakeTimeout != running.HandshakeTimeout, func() { cfg.HandshakeTimeout = running.HandshakeTimeout })
 	keep("max_handshakes", cfg.MaxHandshakes != running.MaxHandshakes, func() { cfg.MaxHandshakes = running.MaxHandshakes })
 	keep("max_token_size", cfg.MaxTokenSize != running.MaxTokenSize, func() { cfg.MaxTokenSize = running.MaxTokenSize })
@@ -431,6 +433,7 @@ func (d *daemonState) snapshot() metrics.Snapshot {
 	if d.pool != nil {
 		ws, restarts := d.pool.Status()
 		s.WorkerRestarts = restarts
+		s.WorkerKills = d.pool.Kills()
 		s.WorkersDesired = d.pool.Target()
 		for _, w := range ws {
 			s.Workers = append(s.Workers, metrics.Worker{Slot: w.Slot, PID: w.PID, Sessions: w.Sessions, Ready: w.Ready, Retiring: w.Retiring})

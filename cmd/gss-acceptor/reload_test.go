@@ -39,8 +39,9 @@ func TestKeepRestartOnly(t *testing.T) {
 			c.WorkerGroup = "nogroup"
 			c.WorkerCPUs = 2
 			c.WorkerRespawnBackoffMax = time.Minute
+			c.WorkerAckTimeout = 7 * time.Second
 			c.MaxSessionsPerWorker = 9
-		}, []string{"worker_path", "worker_user", "worker_group", "worker_cpus", "worker_respawn_backoff_max"},
+		}, []string{"worker_path", "worker_user", "worker_group", "worker_cpus", "worker_respawn_backoff_max", "worker_ack_timeout"},
 			func(c *config.Config) bool { return c.MaxSessionsPerWorker == 9 }},
 		{"caches and tokens", func(c *config.Config) {
 			c.ImportDeadline = time.Second

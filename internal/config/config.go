@@ -64,6 +64,11 @@ const (
 	// respawns of a worker that keeps exiting (crash-loop brake).
 	DefaultWorkerRespawnBackoffMax = 30 * time.Second
 
+	// DefaultWorkerAckTimeout is how long a worker may take to acknowledge
+	// a handoff before the acceptor kills it as stalled and gives the
+	// connection to another worker.
+	DefaultWorkerAckTimeout = 2 * time.Second
+
 	// DefaultHandshakeTimeout bounds the whole context establishment of one
 	// connection, from accept to handoff (sshd LoginGraceTime).
 	DefaultHandshakeTimeout = 10 * time.Second
@@ -231,6 +236,11 @@ type Config struct {
 	// DefaultWorkerRespawnBackoffMax.
 	WorkerRespawnBackoffMax time.Duration
 
+	// WorkerAckTimeout (worker_ack_timeout): a worker that has not
+	// acknowledged a handoff within it is killed and replaced, and the
+	// connection goes to another worker. Default DefaultWorkerAckTimeout.
+	WorkerAckTimeout time.Duration
+
 	// HandshakeTimeout (handshake_timeout) bounds context establishment of
 	// one connection. Default DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
@@ -355,6 +365,7 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.MaxSessionsPerWorker, DefaultMaxSessionsPerWorker)
 	setDefault(&c.WorkerCPUs, DefaultWorkerCPUs)
 	setDefault(&c.WorkerRespawnBackoffMax, DefaultWorkerRespawnBackoffMax)
+	setDefault(&c.WorkerAckTimeout, DefaultWorkerAckTimeout)
 	setDefault(&c.HandshakeTimeout, DefaultHandshakeTimeout)
 	setDefault(&c.MaxHandshakes, DefaultMaxHandshakes)
 	setDefault(&c.IdleTimeout, DefaultIdleTimeout)

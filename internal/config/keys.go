@@ -66,6 +66,7 @@ var keys = []keyDef{
 	{name: "worker_cpus", kind: kindInt, num: func(c *Config) *int { return &c.WorkerCPUs }},
 	{name: "worker_respawn_backoff_max", kind: kindDuration, dur: func(c *Config) *time.Duration { return &c.WorkerRespawnBackoffMax }},
 
+	{name: "worker_ack_timeout", kind: kindDuration, dur: func(c *Config) *time.Duration { return &c.WorkerAckTimeout }},
 	{name: "handshake_timeout", kind: kindDuration, dur: func(c *Config) *time.Duration { return &c.HandshakeTimeout }},
 	{name: "max_handshakes", kind: kindInt, num: func(c *Config) *int { return &c.MaxHandshakes }},
 	{name: "idle_timeout", kind: kindIdle, dur: func(c *Config) *time.Duration { return &c.IdleTimeout }},

@@ -42,6 +42,7 @@ const (
 	minWorkerMaxLifetime     = time.Second
 	maxBackendConnectTimeout = 5 * time.Minute
 	maxNumericAccountID      = math.MaxUint32 - 1 // (uid_t)-1 means "no change" to setresuid
+	maxWorkerAckTimeout      = time.Minute
 )
 
 // validator collects the problems of one Config.
@@ -243,6 +244,7 @@ func (v *validator) pool() {
 	}
 	v.intRange("worker_cpus", c.WorkerCPUs, 1, MaxWorkers)
 	v.durationRange("worker_respawn_backoff_max", c.WorkerRespawnBackoffMax, minTimeout, maxRespawnBackoff)
+	v.durationRange("worker_ack_timeout", c.WorkerAckTimeout, minTimeout, maxWorkerAckTimeout)
 }
 
 func (v *validator) limits() {

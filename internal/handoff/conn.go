@@ -25,6 +25,7 @@
 package handoff
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -213,7 +214,54 @@ func (c *Conn) Send(m Message) error {
 	}
 	c.sendMu.Lock()
 	defer c.sendMu.Unlock()
+	return c.sendLocked(m)
+}
 
+// SendContext is Send bounded by ctx: when ctx ends before the message
+// could be queued (the peer has stopped reading and the socket buffer is
+// full), it returns an error wrapping os.ErrDeadlineExceeded and, if ctx
+// ended, ctx.Err(). A SOCK_SEQPACKET message is queued whole or not at
+// all, so after such an error the peer has not received m, nor its
+// descriptor. A Send in another goroutine waits behind this one.
+func (c *Conn) SendContext(ctx context.Context, m Message) error {
+	if isNil(m) {
+		return errNilMessage
+	}
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("handoff: sending %v: %w", m.Type(), err)
+	}
+	if d, ok := ctx.Deadline(); ok {
+		if err := c.uc.SetWriteDeadline(d); err != nil {
+			return fmt.Errorf("handoff: write deadline: %w", err)
+		}
+	}
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		c.uc.SetWriteDeadline(time.Unix(1, 0)) // in the past: wakes a blocked write
+		close(fired)
+	})
+	err := c.sendLocked(m)
+	if !stop() {
+		<-fired // the deadline is set; clear it only after
+	}
+	c.uc.SetWriteDeadline(time.Time{})
+	if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
+	}
+	cerr := ctx.Err()
+	if d, ok := ctx.Deadline(); cerr == nil && ok && !time.Now().Before(d) {
+		cerr = context.DeadlineExceeded // the socket's timer fired before ctx's
+	}
+	if cerr != nil {
+		return fmt.Errorf("%w (%w)", err, cerr)
+	}
+	return err
+}
+
+// sendLocked is Send with c.sendMu held.
+func (c *Conn) sendLocked(m Message) error {
 	b, err := appendMessage(c.wbuf[:0], m)
 	defer func() {
 		clear(b)

@@ -1,6 +1,7 @@
 package handoff
 
 import (
+	"context"
 	"errors"
 	"os"
 	"testing"
@@ -106,4 +107,69 @@ func closeLater(c *Conn) <-chan struct{} {
 		c.Close()
 	}()
 	return done
+}
+
+// SendContext returns when its context ends while the peer has stopped
+// reading and the channel is full, by deadline or by cancel, and the
+// message it gave up on never reaches the peer. The channel stays usable.
+func TestSendContextBounded(t *testing.T) {
+	tests := []struct {
+		name string
+		ctx  func() (context.Context, context.CancelFunc)
+		want error
+	}{
+		{"deadline", func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), 100*time.Millisecond)
+		}, context.DeadlineExceeded},
+		{"cancel", func() (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(context.Background())
+			time.AfterFunc(100*time.Millisecond, cancel)
+			return ctx, cancel
+		}, context.Canceled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			parent, child := pair(t)
+			big := &Ack{ID: 1}
+			// Fill the channel: the child does not read.
+			filled := 0
+			for ; filled < 10000; filled++ {
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+				err := parent.SendContext(ctx, big)
+				cancel()
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if filled == 10000 {
+				t.Fatal("the channel never filled")
+			}
+			ctx, cancel := tt.ctx()
+			defer cancel()
+			start := time.Now()
+			err := parent.SendContext(ctx, &Ack{ID: 2})
+			if !errors.Is(err, tt.want) || !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("SendContext on a full channel: %v; want %v and os.ErrDeadlineExceeded", err, tt.want)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Fatalf("SendContext returned after %v", d)
+			}
+			// The peer reads what was queued, never ID 2; then the channel works.
+			for i := 0; i < filled; i++ {
+				m, err := child.Recv()
+				if err != nil || m.(*Ack).ID != 1 {
+					t.Fatalf("message %d: %v, %v", i, m, err)
+				}
+			}
+			if err := parent.Send(&Ack{ID: 3}); err != nil {
+				t.Fatal(err)
+			}
+			if m, err := child.Recv(); err != nil || m.(*Ack).ID != 3 {
+				t.Fatalf("after the timeout: %v, %v; want ACK 3", m, err)
+			}
+		})
+	}
 }

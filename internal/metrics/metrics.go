@@ -52,11 +52,15 @@ const maxKRBCode = 127
 
 // Snapshot is the pool and cache state read at scrape time.
 type Snapshot struct {
-	Workers              []Worker // every live worker process, draining ones included
-	WorkersDesired       int      // the configured worker count
-	WorkerRestarts       int      // workers respawned after an unexpected exit, since start
-	ReplayCacheEntries   int      // authenticators held by the replay cache
-	HandshakesInProgress int      // connections between accept and handoff
+	Workers        []Worker // every live worker process, draining ones included
+	WorkersDesired int      // the configured worker count
+	WorkerRestarts int      // workers respawned after an unexpected exit, since start
+	// WorkerKills counts workers the pool killed, by reason (e.g.
+	// "ack_timeout"), since start; every reason the pool knows, zero
+	// included, so that the series exist from the start.
+	WorkerKills          map[string]int
+	ReplayCacheEntries   int // authenticators held by the replay cache
+	HandshakesInProgress int // connections between accept and handoff
 }
 
 // Worker is one worker process in a Snapshot.
@@ -276,6 +280,9 @@ var (
 		"Sessions being served by all workers.", nil, nil)
 	restartsDesc = prometheus.NewDesc(namespace+"_worker_restarts_total",
 		"Workers respawned after exiting unexpectedly (crash, kill); recycling and resizing are not restarts.", nil, nil)
+	killsDesc = prometheus.NewDesc(namespace+"_worker_kills_total",
+		"Workers the acceptor killed (SIGKILL), by reason: ack_timeout (a handoff not acknowledged in worker_ack_timeout), channel_full (stopped reading its channel), no_ready, bad_peer, start_failed, protocol_error.",
+		[]string{"reason"}, nil)
 	replayDesc = prometheus.NewDesc(namespace+"_replay_cache_entries",
 		"Authenticators held by the replay cache (bounded by replay_cache_size).", nil, nil)
 	inProgressDesc = prometheus.NewDesc(namespace+"_handshakes_in_progress",
@@ -284,7 +291,7 @@ var (
 
 // Describe implements prometheus.Collector.
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{workersDesc, workersDesiredDesc, workerSessionsDesc, sessionsActiveDesc, restartsDesc, replayDesc, inProgressDesc} {
+	for _, d := range []*prometheus.Desc{workersDesc, workersDesiredDesc, workerSessionsDesc, sessionsActiveDesc, restartsDesc, killsDesc, replayDesc, inProgressDesc} {
 		ch <- d
 	}
 }
@@ -311,6 +318,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	constMetric(ch, workersDesiredDesc, prometheus.GaugeValue, s.WorkersDesired)
 	constMetric(ch, sessionsActiveDesc, prometheus.GaugeValue, active)
 	constMetric(ch, restartsDesc, prometheus.CounterValue, s.WorkerRestarts)
+	for reason, n := range s.WorkerKills {
+		constMetric(ch, killsDesc, prometheus.CounterValue, n, reason)
+	}
 	constMetric(ch, replayDesc, prometheus.GaugeValue, s.ReplayCacheEntries)
 	constMetric(ch, inProgressDesc, prometheus.GaugeValue, s.HandshakesInProgress)
 }

@@ -218,6 +218,7 @@ func TestStateCollector(t *testing.T) {
 			{Slot: 2, PID: 102, Sessions: 5, Ready: true, Retiring: true},
 		},
 		WorkersDesired: 2, WorkerRestarts: 4, ReplayCacheEntries: 17, HandshakesInProgress: 2,
+		WorkerKills: map[string]int{"ack_timeout": 3, "no_ready": 0},
 	}
 	m := New(Options{Snapshot: func() Snapshot { mu.Lock(); defer mu.Unlock(); return snap }})
 	tests := []struct {
@@ -234,6 +235,8 @@ func TestStateCollector(t *testing.T) {
 		{"draining worker", "gss_acceptor_worker_sessions", map[string]string{"slot": "2", "pid": "102"}, 5},
 		{"active", "gss_acceptor_sessions_active", nil, 8},
 		{"restarts", "gss_acceptor_worker_restarts_total", nil, 4},
+		{"kills", "gss_acceptor_worker_kills_total", map[string]string{"reason": "ack_timeout"}, 3},
+		{"no kills", "gss_acceptor_worker_kills_total", map[string]string{"reason": "no_ready"}, 0},
 		{"replay cache", "gss_acceptor_replay_cache_entries", nil, 17},
 		{"in progress", "gss_acceptor_handshakes_in_progress", nil, 2},
 	}

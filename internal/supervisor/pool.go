@@ -22,10 +22,19 @@ const (
 	DefaultRespawnBackoffMax = 30 * time.Second
 	DefaultReadyTimeout      = 10 * time.Second
 	DefaultStopGrace         = 5 * time.Second
-	minRespawnBackoff        = 100 * time.Millisecond
+	// DefaultAckTimeout is how long a worker may take to acknowledge a
+	// HANDOFF before it is killed as stalled (PoolConfig.AckTimeout). A
+	// healthy worker answers in well under a millisecond: it only imports
+	// the token.
+	DefaultAckTimeout = 2 * time.Second
+	minRespawnBackoff = 100 * time.Millisecond
 	// maxHandoffAttempts bounds how often one connection is re-sent after
 	// the worker holding it died before acknowledging it.
 	maxHandoffAttempts = 4
+	// channelWriteTimeout bounds every send on a worker's channel: a
+	// worker that stopped reading (stalled, stopped) fills it, and a send
+	// then blocks until the worker reads again.
+	channelWriteTimeout = 2 * time.Second
 )
 
 // Pool hands sessions to workers for the listener's accept loop.
@@ -51,6 +60,13 @@ type PoolConfig struct {
 
 	SealKey *gss.SealKey  // handed to each worker in HELLO
 	Limits  handoff.Hello // limit fields copied into every HELLO
+
+	// AckTimeout (0: DefaultAckTimeout): a worker that has not answered a
+	// HANDOFF within it is SIGKILLed and replaced, and the handoff goes to
+	// another worker once the killed one is reaped. A worker whose oldest
+	// unanswered handoff is older than a quarter of it gets new sessions
+	// only when no other worker has room.
+	AckTimeout time.Duration
 
 	RespawnBackoffMax time.Duration       // 0: DefaultRespawnBackoffMax
 	Credential        *syscall.Credential // run workers as this user (nil: as we are)
@@ -94,6 +110,7 @@ type Pool struct {
 	gen      uint32
 	closing  bool
 	restarts int
+	kills    map[string]int // by reason
 	wg       sync.WaitGroup // supervisor goroutines
 }
 
@@ -110,6 +127,9 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 	}
 	if cfg.SealKey == nil {
 		return nil, errors.New("supervisor: no seal key")
+	}
+	if cfg.AckTimeout <= 0 {
+		cfg.AckTimeout = DefaultAckTimeout
 	}
 	if cfg.RespawnBackoffMax <= 0 {
 		cfg.RespawnBackoffMax = DefaultRespawnBackoffMax
@@ -128,6 +148,7 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 		workers: make(map[*workerProc]bool),
 		target:  cfg.Workers,
 		epochs:  make(map[int]int),
+		kills:   make(map[string]int),
 	}, nil
 }
 
@@ -247,6 +268,18 @@ func (p *Pool) Status() (workers []WorkerStatus, restarts int) {
 		})
 	}
 	return workers, p.restarts
+}
+
+// Kills returns how many workers were killed, by reason (every reason
+// of KillReasons, zero included).
+func (p *Pool) Kills() map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := make(map[string]int, len(p.kills))
+	for _, r := range KillReasons() {
+		m[r] = p.kills[r]
+	}
+	return m
 }
 
 // Shutdown drains every worker: no new sessions, established sessions run

@@ -18,6 +18,9 @@ const fakeWorkerEnv = "GSS_SUPERVISOR_FAKE_WORKER=1"
 // it (see startFakePool), and otherwise runs the tests.
 func TestMain(m *testing.M) {
 	if os.Getenv("GSS_SUPERVISOR_FAKE_WORKER") == "1" {
+		if mode := os.Getenv(fakeModeEnv); mode != "" {
+			os.Exit(faultyWorker(mode))
+		}
 		os.Exit(fakeWorker())
 	}
 	os.Exit(m.Run())

@@ -1,9 +1,11 @@
 package supervisor
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"sync"
@@ -37,8 +39,11 @@ type workerProc struct {
 	load     int  // sessions the worker reported plus handoffs in flight
 	reported int  // sessions the worker reported in its last ACK
 	taken    int  // sessions handed to this worker so far
-	pending  map[uint64]chan ackResult
-	exited   chan struct{} // closed after cmd.Wait returned
+	killed   bool // SIGKILL sent (kill): takes no new sessions
+	broken   bool // a send on its channel failed: takes no new sessions
+	pending  map[uint64]*pendingHandoff
+	exited   chan struct{} // closed once reaped, the channel read to its end and pending handoffs failed over
+	readDone chan struct{} // closed when read returns
 	retired  chan struct{} // closed when the worker starts to drain (recycle, resize)
 }
 
@@ -73,8 +78,9 @@ func (p *Pool) spawn(i int) (*workerProc, error) {
 		ch:         parent,
 		started:    time.Now(),
 		pid:        cmd.Process.Pid,
-		pending:    make(map[uint64]chan ackResult),
+		pending:    make(map[uint64]*pendingHandoff),
 		exited:     make(chan struct{}),
+		readDone:   make(chan struct{}),
 		retired:    make(chan struct{}),
 	}
 	p.workers[w] = true
@@ -84,8 +90,9 @@ func (p *Pool) spawn(i int) (*workerProc, error) {
 	p.mu.Unlock()
 
 	go p.reap(w)
+	go p.read(w)
 	if err := p.checkPeer(w); err != nil {
-		p.kill(w, err)
+		p.kill(w, KillBadPeer, err)
 		return w, nil
 	}
 	p.mu.Lock()
@@ -97,13 +104,14 @@ func (p *Pool) spawn(i int) (*workerProc, error) {
 	// PutKey writes straight into the HELLO's array: no other copy of the
 	// key exists on this side, and hello.Zero below wipes this one.
 	p.cfg.SealKey.PutKey((*[32]byte)(&hello.Key))
-	err = w.ch.Send(&hello)
+	sctx, cancel := context.WithTimeout(context.Background(), channelWriteTimeout)
+	err = w.ch.SendContext(sctx, &hello)
+	cancel()
 	hello.Zero() // Send wiped its own buffer; this is the last copy
 	if err != nil {
-		p.kill(w, fmt.Errorf("sending HELLO: %w", err))
+		p.kill(w, KillStartFailed, fmt.Errorf("sending HELLO: %w", err))
 		return w, nil
 	}
-	go p.read(w)
 	go func() {
 		t := time.NewTimer(DefaultReadyTimeout)
 		defer t.Stop()
@@ -114,7 +122,7 @@ func (p *Pool) spawn(i int) (*workerProc, error) {
 			select {
 			case <-ch:
 			case <-t.C:
-				p.kill(w, errors.New("no READY within the start timeout"))
+				p.kill(w, KillNoReady, errors.New("no READY within the start timeout"))
 				return
 			}
 			p.mu.Lock()
@@ -136,17 +144,64 @@ func (p *Pool) checkPeer(w *workerProc) error {
 	return handoff.CheckWorker(w.ch, uids...)
 }
 
-// kill terminates a worker that misbehaved during startup.
-func (p *Pool) kill(w *workerProc, why error) {
-	p.log.Error("killing worker", zap.Int("slot", w.slot), zap.Int("pid", w.pid), zap.Error(why))
-	w.cmd.Process.Kill()
-	w.ch.Close()
+// Reasons for killing a worker: the reason label of
+// gss_acceptor_worker_kills_total and the reason field of the log line.
+const (
+	KillAckTimeout   = "ack_timeout"    // a HANDOFF not acknowledged within PoolConfig.AckTimeout
+	KillChannelFull  = "channel_full"   // its channel stayed full for channelWriteTimeout: it stopped reading
+	KillNoReady      = "no_ready"       // no READY within DefaultReadyTimeout
+	KillBadPeer      = "bad_peer"       // CheckWorker refused the channel's peer
+	KillStartFailed  = "start_failed"   // HELLO could not be sent
+	KillProtocolFail = "protocol_error" // it sent a message that could not be received
+)
+
+// KillReasons lists every kill reason, for metrics.
+func KillReasons() []string {
+	return []string{KillAckTimeout, KillChannelFull, KillNoReady, KillBadPeer, KillStartFailed, KillProtocolFail}
 }
 
-// reap waits for the process, then fails over its unacknowledged handoffs.
+// kill SIGKILLs a worker that misbehaved or stopped answering, once: it
+// takes no new sessions from now on, and a stopped process dies as well.
+// Its channel stays open: reap reads it to the end once the process is
+// gone, and only then fails its unacknowledged handoffs over. The slot's
+// supervisor starts the replacement.
+func (p *Pool) kill(w *workerProc, reason string, why error) {
+	p.mu.Lock()
+	if w.killed || w.dead {
+		p.mu.Unlock()
+		return
+	}
+	w.killed = true
+	p.kills[reason]++
+	p.notifyLocked()
+	p.mu.Unlock()
+	p.log.Error("killing worker", zap.Int("slot", w.slot), zap.Int("pid", w.pid), zap.String("reason", reason), zap.Error(why))
+	w.cmd.Process.Kill()
+}
+
+// channelDrainTimeout bounds how long reap waits, after the worker's exit,
+// for the reader to reach the end of the channel. The end comes as soon
+// as the queued messages are read (the dead worker held the only other
+// end); the bound is for a worker that leaked its end to another process.
+const channelDrainTimeout = 5 * time.Second
+
+// reap waits for the process and for the reader to have read every
+// message the worker sent before it died, then fails over its
+// unacknowledged handoffs. In that order: an ACK still queued in the
+// channel when the process is reaped means the worker took the session,
+// and re-sending it would have a second worker import the same context
+// (ARCHITECTURE.md §6, §8.5).
 func (p *Pool) reap(w *workerProc) {
 	w.cmd.Wait()
+	t := time.NewTimer(channelDrainTimeout)
+	select {
+	case <-w.readDone:
+	case <-t.C:
+		p.log.Warn("worker channel still open after its exit; closing it", zap.Int("slot", w.slot), zap.Int("pid", w.pid))
+	}
+	t.Stop()
 	w.ch.Close()
+	<-w.readDone
 	p.mu.Lock()
 	w.dead = true
 	w.ready = false
@@ -158,28 +213,32 @@ func (p *Pool) reap(w *workerProc) {
 	}
 	p.notifyLocked()
 	p.mu.Unlock()
-	for _, ch := range pending {
-		ch <- ackResult{resend: true, pid: w.pid}
+	for _, ph := range pending {
+		ph.ch <- ackResult{resend: true, pid: w.pid}
 	}
 	close(w.exited)
 }
 
-// read consumes the worker's messages: READY, ACKs, SESSION_ENDs, BYE.
+// read consumes the worker's messages (READY, ACKs, SESSION_ENDs, BYE)
+// until the end of the channel, which comes once the worker has exited
+// and everything it sent has been read, or until reap closes the channel.
+// A message that cannot be received (malformed, wrong descriptors) gets
+// the worker killed, and reading goes on: ACKs queued behind it count.
 func (p *Pool) read(w *workerProc) {
+	defer close(w.readDone)
 	for {
 		m, err := w.ch.Recv()
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				p.mu.Lock()
-				dead := w.dead
-				p.mu.Unlock()
-				if !dead {
-					p.log.Warn("worker channel failed", zap.Int("pid", w.pid), zap.Error(err))
-				}
-			}
+		if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 			// The process is reaped by reap; make sure it goes away.
 			w.cmd.Process.Signal(syscall.SIGTERM)
 			return
+		}
+		if err != nil {
+			p.kill(w, KillProtocolFail, err)
+			if errors.Is(err, handoff.ErrMalformed) || errors.Is(err, handoff.ErrFDCount) || errors.Is(err, handoff.ErrTruncated) {
+				continue // that message is consumed; the next may be an ACK
+			}
+			return // the socket itself failed: reap fails the handoffs over
 		}
 		switch m := m.(type) {
 		case *handoff.Ready:
@@ -192,8 +251,8 @@ func (p *Pool) read(w *workerProc) {
 			p.mu.Lock()
 			w.reported = int(m.Load)
 			var ch chan ackResult
-			if m.ID != 0 {
-				ch = w.pending[m.ID]
+			if ph := w.pending[m.ID]; m.ID != 0 && ph != nil {
+				ch = ph.ch
 				delete(w.pending, m.ID)
 			}
 			w.load = w.reported + len(w.pending)
@@ -213,6 +272,12 @@ func (p *Pool) read(w *workerProc) {
 			}
 		case *handoff.Bye:
 			p.log.Info("worker leaving", zap.Int("slot", w.slot), zap.Int("pid", w.pid), zap.Uint32("reason", m.Reason))
+		case *handoff.Handoff:
+			// Parent-to-worker only. Its descriptor is ours now: close it,
+			// or a faulty worker could fill our descriptor table
+			// (ARCHITECTURE.md §8.6).
+			m.Close()
+			p.log.Warn("unexpected message from worker; its descriptor closed", zap.Int("pid", w.pid), zap.Stringer("type", m.Type()))
 		default:
 			p.log.Warn("unexpected message from worker", zap.Int("pid", w.pid), zap.String("type", fmt.Sprintf("%T", m)))
 		}
@@ -237,7 +302,9 @@ func (p *Pool) retireLocked(w *workerProc, why string) {
 // SIGTERM. It must be retiring, so that no new reservation comes in.
 func (w *workerProc) drain() {
 	w.reserved.Wait()
-	if err := w.ch.Send(&handoff.Drain{}); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), channelWriteTimeout)
+	defer cancel()
+	if err := w.ch.SendContext(ctx, &handoff.Drain{}); err != nil {
 		w.cmd.Process.Signal(syscall.SIGTERM)
 	}
 }
