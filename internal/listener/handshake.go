@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/gss-acceptor/gss-acceptor/internal/gss"
 	"github.com/gss-acceptor/gss-acceptor/internal/wire"
@@ -217,12 +218,19 @@ func (hs *handshakeState) handoff(ctx context.Context, readAhead []byte) (Handof
 	if err != nil {
 		return HandoffResult{}, err
 	}
-	var fd int
-	if err := raw.Control(func(f uintptr) { fd = int(f) }); err != nil {
-		return HandoffResult{}, err
+	// The descriptor number is only ours inside Control: Close (Shutdown,
+	// Server.Close) may close hs.conn concurrently, and the number could
+	// then name another connection's socket by the time it is sent. So
+	// Control dups it (close-on-exec), and this function owns the dup
+	// until Handoff, which may send it more than once, has returned.
+	fd, derr := -1, error(nil)
+	if err := raw.Control(func(f uintptr) { fd, derr = unix.FcntlInt(f, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return HandoffResult{}, fmt.Errorf("listener: socket for handoff: %w", err)
 	}
-	// fd stays valid until hs.conn is closed, which happens only after
-	// Handoff returned.
+	if derr != nil {
+		return HandoffResult{}, fmt.Errorf("listener: duplicating socket for handoff: %w", derr)
+	}
+	defer unix.Close(fd)
 	return hs.s.cfg.Dispatcher.Handoff(ctx, fd, hs.token, readAhead)
 }
 

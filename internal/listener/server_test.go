@@ -56,6 +56,8 @@ type recordingDispatcher struct {
 	handed  []handed
 	full    bool
 	changed chan struct{}
+	// onHandoff, if set, runs first in each Handoff with its descriptor.
+	onHandoff func(fd int)
 }
 
 type handed struct {
@@ -69,6 +71,9 @@ func newRecordingDispatcher() *recordingDispatcher {
 }
 
 func (d *recordingDispatcher) Handoff(_ context.Context, fd int, token, readAhead []byte) (HandoffResult, error) {
+	if d.onHandoff != nil {
+		d.onHandoff(fd)
+	}
 	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
 	if err != nil {
 		return HandoffResult{}, err
@@ -319,6 +324,40 @@ func TestServerHandshakeLimit(t *testing.T) {
 	c.Write(k.handshake(t))
 	if o := ts.outcome(t); o.Result != "ok" {
 		t.Errorf("outcome %q after a slot freed, want ok", o.Result)
+	}
+}
+
+// The descriptor a Dispatcher gets stays the client's socket for the
+// whole Handoff, even when Close or an expired Shutdown closes the
+// connection meanwhile and new sockets take the freed descriptor numbers
+// (finding 5 of issue #11: a raw fd number used after Control returned).
+func TestServerHandoffDescriptorSurvivesClose(t *testing.T) {
+	checkLeaks(t)
+	k := newKerberos(t)
+	ts := startServer(t, k, Config{}, nil)
+	var peer unix.Sockaddr
+	var peerErr error
+	ts.disp.onHandoff = func(fd int) {
+		// What Close does to connections in handshake, while this
+		// handoff is in progress; then sockets that reuse numbers.
+		ts.s.closeConns()
+		for range 4 {
+			if s, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0); err == nil {
+				defer unix.Close(s)
+			}
+		}
+		peer, peerErr = unix.Getpeername(fd)
+	}
+	c := ts.dial(t)
+	c.Write(k.handshake(t))
+	o := ts.outcome(t)
+	local := c.LocalAddr().(*net.TCPAddr)
+	sa, ok := peer.(*unix.SockaddrInet4)
+	if peerErr != nil || !ok || sa.Port != local.Port {
+		t.Errorf("handed-off descriptor's peer %#v (%v), want the client %v", peer, peerErr, local)
+	}
+	if o.Result != ResultOK {
+		t.Errorf("outcome %q, want ok", o.Result)
 	}
 }
 
