@@ -265,9 +265,10 @@ type Config struct {
 	// no bindings are required. Not secret, but logged as a length only.
 	ChannelBindings string
 
-	// AllowUnauthenticated (allow_unauthenticated) serves clients that open
-	// with the gss-sample NOOP flag instead of a context (MIT gss-client
-	// -na). Default false: they are refused.
+	// AllowUnauthenticated (allow_unauthenticated) must be false, the
+	// default: clients that open with the gss-sample NOOP flag instead of
+	// a context (MIT gss-client -na) are always refused. The key parses
+	// so that files saying false keep working; Validate rejects true.
 	AllowUnauthenticated bool
 
 	// LogLevel (log_level) is one of LogLevelDebug, LogLevelInfo,

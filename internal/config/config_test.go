@@ -164,7 +164,6 @@ func TestParseFullFile(t *testing.T) {
 		ShutdownTimeout:         45 * time.Second,
 		AllowDelegation:         true,
 		ChannelBindings:         "tls-server-end-point:abc",
-		AllowUnauthenticated:    true,
 		LogLevel:                LogLevelDebug,
 		LogFormat:               LogFormatConsole,
 		LogFile:                 "/var/log/gss-acceptor.log",
@@ -182,7 +181,7 @@ func TestParseFullFile(t *testing.T) {
 		if _, ok := c.origin.lines[k.name]; !ok {
 			t.Errorf("testdata/full.yaml does not set %s", k.name)
 		}
-		if reflect.DeepEqual(k.get(c), k.get(def)) {
+		if reflect.DeepEqual(k.get(c), k.get(def)) && k.name != "allow_unauthenticated" { // only false is valid
 			t.Errorf("testdata/full.yaml sets %s to its default", k.name)
 		}
 	}
@@ -383,6 +382,7 @@ func TestInvalidValues(t *testing.T) {
 		{"channel_bindings number", "channel_bindings: 5", "channel_bindings", "quote it"},
 		{"channel_bindings too long", "channel_bindings: " + strings.Repeat("x", 64<<10+1), "channel_bindings", "more than 64KiB"},
 		{"allow_unauthenticated string", `allow_unauthenticated: "true"`, "allow_unauthenticated", "must be true or false"},
+		{"allow_unauthenticated true", "allow_unauthenticated: true", "allow_unauthenticated", "must be false: unauthenticated sessions are not supported"},
 		{"log_level unknown", "log_level: warning", "log_level", `must be one of debug, info, warn, error; got "warning" (did you mean "warn"?)`},
 		{"log_level case", "log_level: INFO", "log_level", `(did you mean "info"?)`},
 		{"log_level empty", `log_level: ""`, "log_level", "must be one of"},

@@ -256,6 +256,13 @@ func (v *validator) limits() {
 	v.intRange("replay_cache_size", c.ReplayCacheSize, 1, maxReplayCacheSize)
 	v.durationRange("import_deadline", c.ImportDeadline, minTimeout, maxImportDeadline)
 	v.durationRange("shutdown_timeout", c.ShutdownTimeout, minTimeout, maxShutdownTimeout)
+	if c.AllowUnauthenticated {
+		// A worker serves a session only through its security context
+		// (unwrap, MIC); there is nothing to serve an unauthenticated
+		// client with, so the key may only say so.
+		v.fail("allow_unauthenticated", "must be false: unauthenticated sessions are not supported "+
+			"(workers serve only sessions with an established security context)")
+	}
 	if n := len(c.ChannelBindings); n > maxChannelBindings {
 		v.fail("channel_bindings", "is %d bytes, more than %s", n, formatSize(maxChannelBindings))
 	}
