@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -74,7 +73,10 @@ func faultSlowloris(t *testing.T, ft *faultTally) {
 		n       = 64
 		timeout = 3 * time.Second
 	)
-	a := startAcceptor(t, r, acceptorOptions{"handshake_timeout": "3s"})
+	// The slowloris connections and the real client share 127.0.0.1:
+	// room for all of them, so that none is evicted and each meets the
+	// deadline.
+	a := startAcceptor(t, r, acceptorOptions{"handshake_timeout": "3s", "max_pending_per_source": "128"})
 	before := len(a.logs.find(resultIs("timeout")))
 	// A well-formed start of a session, dribbled out: the deadline covers
 	// the whole handshake, not each read.
@@ -134,22 +136,24 @@ func faultSlowloris(t *testing.T, ft *faultTally) {
 	serveReal(t, r, a, ft, "after slowloris")
 }
 
-// faultHandshakeFlood: with max_handshakes 8 taken, 512 more connections
-// are each closed at once with a log line; RSS stays bounded and real
-// clients are served afterwards.
+// faultHandshakeFlood: with max_pending_connections 8 filled by silent
+// connections, 512 more silent connections each evict the oldest waiting
+// one (rate-limited log lines, not one per connection); descriptors and
+// RSS stay bounded, and a real client is served while the table is full.
 func faultHandshakeFlood(t *testing.T, ft *faultTally) {
 	ft.scenario()
 	r := testrealm.Shared(t)
 	const (
-		slots = 8
+		table = 8
 		flood = 512
 		batch = 64
 	)
-	a := startAcceptor(t, r, acceptorOptions{"max_handshakes": strconv.Itoa(slots), "handshake_timeout": "20s"})
+	a := startAcceptor(t, r, acceptorOptions{"max_pending_connections": strconv.Itoa(table),
+		"first_frame_timeout": "20s", "handshake_timeout": "20s"})
 	pid := a.cmd.Process.Pid
-	limitLine := func(m map[string]any) bool {
-		return m["msg"] == "too many concurrent handshakes; connection closed" && m["result"] == "handshake_limit" &&
-			m["max_handshakes"] == float64(slots)
+	evictLine := func(m map[string]any) bool {
+		return m["msg"] == "pre-authentication connections closed" && m["result"] == "pending_full" &&
+			m["max_pending_connections"] == float64(table)
 	}
 	base := fdCount(pid)
 	rssBefore, err := procStatusKiB(pid, "VmRSS")
@@ -157,74 +161,68 @@ func faultHandshakeFlood(t *testing.T, ft *faultTally) {
 		t.Fatal(err)
 	}
 
-	// Silent connections take every handshake slot.
-	var holders []net.Conn
+	var conns []net.Conn
 	defer func() {
-		for _, c := range holders {
+		for _, c := range conns {
 			c.Close()
 		}
 	}()
-	for range slots {
+	dial := func() net.Conn {
 		c, err := net.DialTimeout("tcp", a.addr, ioTimeout)
 		if err != nil {
 			t.Fatal(err)
 		}
-		holders = append(holders, c)
+		conns = append(conns, c)
+		return c
 	}
-	if got := waitFDs(pid, 10*time.Second, func(n int) bool { return n >= base+slots }); got < base+slots {
-		t.Fatalf("acceptor holds %d descriptors, want %d + %d handshakes", got, base, slots)
+	for range table {
+		dial()
 	}
-
-	var (
-		mu      sync.Mutex
-		slowest time.Duration
-		errs    []error
-	)
+	if got := waitFDs(pid, 10*time.Second, func(n int) bool { return n >= base+table }); got < base+table {
+		t.Fatalf("acceptor holds %d descriptors, want %d + %d waiting connections", got, base, table)
+	}
+	start := time.Now()
 	for done := 0; done < flood; done += batch {
-		var wg sync.WaitGroup
 		for range batch {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				start := time.Now()
-				c, err := net.DialTimeout("tcp", a.addr, ioTimeout)
-				if err == nil {
-					err = expectClosed(c, 5*time.Second)
-					c.Close()
-				}
-				mu.Lock()
-				defer mu.Unlock()
-				if err != nil {
-					errs = append(errs, err)
-				}
-				slowest = max(slowest, time.Since(start))
-			}()
+			dial()
 		}
-		wg.Wait()
+		// The table never holds more than its size.
+		if got := fdCount(pid); got > base+table+batch {
+			t.Errorf("acceptor holds %d descriptors during the flood, want at most %d", got, base+table+batch)
+		}
 	}
-	for _, err := range errs[:min(len(errs), 5)] {
-		t.Errorf("flood connection: %v", err)
+	// Every connection but the newest table-full was evicted, oldest
+	// first: the server closed it without a word.
+	evicted := conns[:len(conns)-table]
+	for i, c := range evicted {
+		if err := expectClosed(c, 10*time.Second); err != nil {
+			t.Fatalf("connection %d of %d not evicted: %v", i, len(evicted), err)
+		}
 	}
-	// "At once": nothing waits for a slot or a deadline.
-	if slowest > 2*time.Second {
-		t.Errorf("slowest refused connection took %v to be closed", slowest)
+	ft.refused.Add(int64(len(evicted)))
+	if got := waitFDs(pid, 10*time.Second, func(n int) bool { return n <= base+table }); got > base+table {
+		t.Errorf("acceptor holds %d descriptors after the flood, want at most %d", got, base+table)
 	}
-	a.logs.wait(t, 10*time.Second, flood, "handshake_limit lines", limitLine)
-	ft.refused.Add(int64(flood - len(errs)))
+	// One line per second for the class, counting the evictions.
+	lines := a.logs.wait(t, 10*time.Second, 1, "pending_full eviction lines", evictLine)
+	if limit := int(time.Since(start)/time.Second) + 2; len(lines) > limit {
+		t.Errorf("%d eviction log lines for %d evictions in %v, want at most %d", len(lines), len(evicted), time.Since(start), limit)
+	}
 
 	rssAfter, err := procStatusKiB(pid, "VmRSS")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("acceptor RSS %d KiB before, %d KiB after %d refused connections", rssBefore, rssAfter, flood)
+	t.Logf("acceptor RSS %d KiB before, %d KiB after %d evicted connections", rssBefore, rssAfter, len(evicted))
 	if rssAfter > rssBefore+64<<10 {
 		t.Errorf("acceptor RSS grew from %d KiB to %d KiB during the flood", rssBefore, rssAfter)
 	}
-	for _, c := range holders {
+	// The table is full of silent connections: a real client evicts one.
+	serveReal(t, r, a, ft, "with the pending table full")
+	for _, c := range conns {
 		c.Close()
 	}
-	holders = nil
-	serveReal(t, r, a, ft, "after the flood")
+	conns = nil
 	if got := waitFDs(pid, 10*time.Second, func(n int) bool { return n <= base }); got > base {
 		t.Errorf("acceptor has %d descriptors after the flood, baseline %d", got, base)
 	}

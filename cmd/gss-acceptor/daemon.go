@@ -163,7 +163,11 @@ func (d *daemonState) start() error {
 		MaxHandshakes:    cfg.MaxHandshakes,
 		MaxTokenSize:     cfg.MaxTokenSize,
 		ImportDeadline:   cfg.ImportDeadline,
-		Logger:           log.Named("listener"),
+
+		MaxPending:          cfg.MaxPendingConnections,
+		MaxPendingPerSource: cfg.MaxPendingPerSource,
+		FirstFrameTimeout:   cfg.FirstFrameTimeout,
+		Logger:              log.Named("listener"),
 		OnOutcome: func(o listener.Outcome) {
 			d.metrics.ObserveHandshake(o.Result, o.Handshake, o.Handoff, o.KRBCode)
 		},
@@ -407,6 +411,12 @@ func keepRestartOnly(cfg, running *config.Config) []string {
 		func() { cfg.WorkerRespawnBackoffMax = running.WorkerRespawnBackoffMax })
 	keep("handshake_timeout", cfg.HandshakeTimeout != running.HandshakeTimeout, func() { cfg.HandshakeTimeout = running.HandshakeTimeout })
 	keep("max_handshakes", cfg.MaxHandshakes != running.MaxHandshakes, func() { cfg.MaxHandshakes = running.MaxHandshakes })
+	keep("max_pending_connections", cfg.MaxPendingConnections != running.MaxPendingConnections,
+		func() { cfg.MaxPendingConnections = running.MaxPendingConnections })
+	keep("max_pending_per_source", cfg.MaxPendingPerSource != running.MaxPendingPerSource,
+		func() { cfg.MaxPendingPerSource = running.MaxPendingPerSource })
+	keep("first_frame_timeout", cfg.FirstFrameTimeout != running.FirstFrameTimeout,
+		func() { cfg.FirstFrameTimeout = running.FirstFrameTimeout })
 	keep("max_token_size", cfg.MaxTokenSize != running.MaxTokenSize, func() { cfg.MaxTokenSize = running.MaxTokenSize })
 	keep("import_deadline", cfg.ImportDeadline != running.ImportDeadline, func() { cfg.ImportDeadline = running.ImportDeadline })
 	keep("replay_cache_size", cfg.ReplayCacheSize != running.ReplayCacheSize, func() { cfg.ReplayCacheSize = running.ReplayCacheSize })
@@ -431,6 +441,7 @@ func (d *daemonState) snapshot() metrics.Snapshot {
 	}
 	if d.server != nil {
 		_, _, _, s.HandshakesInProgress = d.server.Stats()
+		s.PendingConnections = d.server.Pending()
 	}
 	return s
 }

@@ -68,9 +68,23 @@ const (
 	// connection, from accept to handoff (sshd LoginGraceTime).
 	DefaultHandshakeTimeout = 10 * time.Second
 
-	// DefaultMaxHandshakes caps unauthenticated connections in the
-	// handshake phase at once (sshd MaxStartups); more wait in the backlog.
+	// DefaultMaxHandshakes caps handshakes doing CPU work at once (a
+	// context token step, an export); connections waiting for bytes do
+	// not count (ARCHITECTURE.md §7).
 	DefaultMaxHandshakes = 256
+
+	// DefaultMaxPendingConnections caps pre-authentication connections
+	// (accepted, no context yet), sized by memory: about 16 KiB each in
+	// the acceptor (goroutine, read buffer) plus the kernel's socket
+	// buffers, so 4096 is some 64 MiB of the acceptor's.
+	DefaultMaxPendingConnections = 4096
+
+	// DefaultMaxPendingPerSource caps them per client IP address.
+	DefaultMaxPendingPerSource = 64
+
+	// DefaultFirstFrameTimeout bounds accept to the first complete
+	// context token; a client that means it sends it at once.
+	DefaultFirstFrameTimeout = 3 * time.Second
 
 	// DefaultIdleTimeout closes an established session that sends nothing
 	// for this long.
@@ -220,9 +234,24 @@ type Config struct {
 	// one connection. Default DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
 
-	// MaxHandshakes (max_handshakes) caps connections in the handshake
-	// phase at once. Default DefaultMaxHandshakes.
+	// MaxHandshakes (max_handshakes) caps handshakes doing CPU work at
+	// once. Default DefaultMaxHandshakes.
 	MaxHandshakes int
+
+	// MaxPendingConnections (max_pending_connections) caps
+	// pre-authentication connections; when full, the oldest one still
+	// waiting for its first context token is closed to make room.
+	// Default DefaultMaxPendingConnections.
+	MaxPendingConnections int
+
+	// MaxPendingPerSource (max_pending_per_source) caps them per client
+	// IP address. Default DefaultMaxPendingPerSource.
+	MaxPendingPerSource int
+
+	// FirstFrameTimeout (first_frame_timeout) bounds accept to the first
+	// complete context token (capped by HandshakeTimeout). Default
+	// DefaultFirstFrameTimeout.
+	FirstFrameTimeout time.Duration
 
 	// IdleTimeout (idle_timeout) closes an established session idle this
 	// long. Zero means DefaultIdleTimeout; NoIdleTimeout (the file's 0)
@@ -322,6 +351,9 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.WorkerRespawnBackoffMax, DefaultWorkerRespawnBackoffMax)
 	setDefault(&c.HandshakeTimeout, DefaultHandshakeTimeout)
 	setDefault(&c.MaxHandshakes, DefaultMaxHandshakes)
+	setDefault(&c.MaxPendingConnections, DefaultMaxPendingConnections)
+	setDefault(&c.MaxPendingPerSource, DefaultMaxPendingPerSource)
+	setDefault(&c.FirstFrameTimeout, DefaultFirstFrameTimeout)
 	setDefault(&c.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&c.MaxTokenSize, DefaultMaxTokenSize)
 	setDefault(&c.MaxMessageSize, DefaultMaxMessageSize)

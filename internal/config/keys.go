@@ -67,6 +67,9 @@ var keys = []keyDef{
 
 	{name: "handshake_timeout", kind: kindDuration, dur: func(c *Config) *time.Duration { return &c.HandshakeTimeout }},
 	{name: "max_handshakes", kind: kindInt, num: func(c *Config) *int { return &c.MaxHandshakes }},
+	{name: "max_pending_connections", kind: kindInt, num: func(c *Config) *int { return &c.MaxPendingConnections }},
+	{name: "max_pending_per_source", kind: kindInt, num: func(c *Config) *int { return &c.MaxPendingPerSource }},
+	{name: "first_frame_timeout", kind: kindDuration, dur: func(c *Config) *time.Duration { return &c.FirstFrameTimeout }},
 	{name: "idle_timeout", kind: kindIdle, dur: func(c *Config) *time.Duration { return &c.IdleTimeout }},
 	{name: "max_token_size", kind: kindSize, num: func(c *Config) *int { return &c.MaxTokenSize }},
 	{name: "max_message_size", kind: kindSize, num: func(c *Config) *int { return &c.MaxMessageSize }},

@@ -22,9 +22,15 @@ import (
 
 // Server defaults.
 const (
-	DefaultHandshakeTimeout = 10 * time.Second
-	DefaultMaxHandshakes    = 256
-	DefaultMaxTokenSize     = 64 << 10
+	DefaultHandshakeTimeout    = 10 * time.Second
+	DefaultMaxHandshakes       = 256
+	DefaultMaxTokenSize        = 64 << 10
+	DefaultMaxPending          = 4096
+	DefaultMaxPendingPerSource = 64
+	DefaultFirstFrameTimeout   = 3 * time.Second
+	// preauthLogInterval spaces the log lines of one class of
+	// pre-authentication closes (evictions, first-frame timeouts).
+	preauthLogInterval = time.Second
 	// readBufferSize bounds what the handshake reads ahead of the context
 	// token; whatever it read past the token travels with the handoff. An
 	// AP-REQ is about 1 KiB (larger tokens are read straight into their
@@ -65,9 +71,22 @@ type Config struct {
 	Dispatcher Dispatcher
 
 	HandshakeTimeout time.Duration // whole handshake incl. handoff; 0: DefaultHandshakeTimeout
-	MaxHandshakes    int           // concurrent handshakes; 0: DefaultMaxHandshakes
-	MaxTokenSize     int           // context token cap; 0: DefaultMaxTokenSize
-	ImportDeadline   time.Duration // how long a worker may take to import; 0: gss default
+	// MaxHandshakes bounds handshakes doing CPU work at once (a context
+	// token step, an export); a connection waiting for bytes never holds
+	// one of these slots. 0: DefaultMaxHandshakes.
+	MaxHandshakes int
+	// MaxPending bounds pre-authentication connections (accepted, no
+	// context yet); when full, the oldest one still waiting for its first
+	// context token is closed to make room. 0: DefaultMaxPending.
+	MaxPending int
+	// MaxPendingPerSource bounds them per client IP address, evicting the
+	// source's oldest waiting one. 0: DefaultMaxPendingPerSource.
+	MaxPendingPerSource int
+	// FirstFrameTimeout bounds accept to a complete first context token
+	// (capped by HandshakeTimeout). 0: DefaultFirstFrameTimeout.
+	FirstFrameTimeout time.Duration
+	MaxTokenSize      int           // context token cap; 0: DefaultMaxTokenSize
+	ImportDeadline    time.Duration // how long a worker may take to import; 0: gss default
 
 	Logger *zap.Logger
 	// OnOutcome, if set, is called once per connection with its outcome
@@ -89,7 +108,14 @@ type Server struct {
 	cfg      Config
 	log      *zap.Logger
 	acceptor atomic.Pointer[gss.Acceptor]
-	slots    chan struct{} // handshake semaphore
+	slots    chan struct{} // semaphore of handshakes doing CPU work
+	pending  *pendingTable // pre-authentication connections
+	closes   *closeLimiter // log lines of pre-authentication closes
+
+	// kill is closed when the connections in handshake are closed
+	// (Close, or Shutdown past its context), ending waits for a slot.
+	kill     chan struct{}
+	killOnce sync.Once
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -125,6 +151,15 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.MaxTokenSize <= 0 {
 		cfg.MaxTokenSize = DefaultMaxTokenSize
 	}
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = DefaultMaxPending
+	}
+	if cfg.MaxPendingPerSource <= 0 {
+		cfg.MaxPendingPerSource = DefaultMaxPendingPerSource
+	}
+	if cfg.FirstFrameTimeout <= 0 {
+		cfg.FirstFrameTimeout = DefaultFirstFrameTimeout
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
@@ -132,6 +167,9 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg:       cfg,
 		log:       cfg.Logger,
 		slots:     make(chan struct{}, cfg.MaxHandshakes),
+		pending:   newPendingTable(cfg.MaxPending, cfg.MaxPendingPerSource),
+		closes:    newCloseLimiter(preauthLogInterval),
+		kill:      make(chan struct{}),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[net.Conn]struct{}),
 	}
@@ -148,10 +186,18 @@ func (s *Server) SetAcceptor(a *gss.Acceptor) { s.acceptor.Store(a) }
 // Heartbeat returns when the accept loop last showed it was alive.
 func (s *Server) Heartbeat() time.Time { return time.Unix(0, s.heartbeat.Load()) }
 
-// Stats returns connection counters since start.
+// Stats returns connection counters since start, and the connections
+// between accept and the end of their handoff.
 func (s *Server) Stats() (accepted, established, failed uint64, handshaking int) {
-	return s.accepted.Load(), s.established.Load(), s.failed.Load(), len(s.slots)
+	s.mu.Lock()
+	handshaking = len(s.conns)
+	s.mu.Unlock()
+	return s.accepted.Load(), s.established.Load(), s.failed.Load(), handshaking
 }
+
+// Pending returns the pre-authentication connections: accepted, no
+// context established yet (bounded by MaxPending).
+func (s *Server) Pending() int { return s.pending.len() }
 
 // Serve accepts connections on ln until Shutdown or Close, and always
 // returns a non-nil error: ErrServerClosed after a shutdown.
@@ -203,30 +249,29 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		backoff = 0
 		s.accepted.Add(1)
-		select {
-		case s.slots <- struct{}{}:
-		default:
-			// MaxStartups-like: too many unauthenticated handshakes in
-			// flight. Close at once rather than let the backlog of
-			// half-open sessions grow without bound.
+		// Pre-authentication limits (ARCHITECTURE.md §7): room is made
+		// by closing the oldest connection still waiting for its first
+		// context token; each victim's own goroutine reports it.
+		e, refused, victims := s.pending.admit(conn)
+		for _, v := range victims {
+			v.conn.Close()
+		}
+		if e == nil {
 			s.failed.Add(1)
-			s.log.Warn("too many concurrent handshakes; connection closed",
-				zap.String("result", string(ResultHandshakeLimit)),
-				zap.String("peer", conn.RemoteAddr().String()), zap.Int("max_handshakes", s.cfg.MaxHandshakes))
-			s.outcome(Outcome{Result: ResultHandshakeLimit})
+			s.preauthClosed(refused, conn.RemoteAddr())
+			s.outcome(Outcome{Result: refused})
 			conn.Close()
 			continue
 		}
 		if !s.track(conn) {
-			<-s.slots
+			s.pending.leave(e)
 			conn.Close()
 			return ErrServerClosed
 		}
 		go func() {
 			defer s.inflight.Done()
-			defer func() { <-s.slots }()
 			defer s.untrack(conn)
-			s.handle(conn)
+			s.handle(conn, e)
 		}()
 	}
 }
@@ -336,6 +381,7 @@ func (s *Server) closeListeners() {
 }
 
 func (s *Server) closeConns() {
+	s.killOnce.Do(func() { close(s.kill) })
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {

@@ -43,6 +43,9 @@ var initialResults = []listener.Result{
 	listener.ResultTooLarge,
 	listener.ResultHandoffFailed,
 	listener.ResultHandshakeLimit,
+	listener.ResultPendingFull,
+	listener.ResultSourceLimit,
+	listener.ResultFirstFrameTimeout,
 }
 
 // maxKRBCode bounds the krb_error label: RFC 4120 §7.5.9 codes are below
@@ -57,6 +60,7 @@ type Snapshot struct {
 	WorkerRestarts       int      // workers respawned after an unexpected exit, since start
 	ReplayCacheEntries   int      // authenticators held by the replay cache
 	HandshakesInProgress int      // connections between accept and handoff
+	PendingConnections   int      // pre-authentication connections (accepted, no context yet)
 }
 
 // Worker is one worker process in a Snapshot.
@@ -279,12 +283,14 @@ var (
 	replayDesc = prometheus.NewDesc(namespace+"_replay_cache_entries",
 		"Authenticators held by the replay cache (bounded by replay_cache_size).", nil, nil)
 	inProgressDesc = prometheus.NewDesc(namespace+"_handshakes_in_progress",
-		"Connections between accept and handoff (bounded by max_handshakes).", nil, nil)
+		"Connections between accept and the end of their handoff.", nil, nil)
+	pendingDesc = prometheus.NewDesc(namespace+"_pending_connections",
+		"Pre-authentication connections: accepted, no context established yet (bounded by max_pending_connections).", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{workersDesc, workersDesiredDesc, workerSessionsDesc, sessionsActiveDesc, restartsDesc, replayDesc, inProgressDesc} {
+	for _, d := range []*prometheus.Desc{workersDesc, workersDesiredDesc, workerSessionsDesc, sessionsActiveDesc, restartsDesc, replayDesc, inProgressDesc, pendingDesc} {
 		ch <- d
 	}
 }
@@ -313,6 +319,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	constMetric(ch, restartsDesc, prometheus.CounterValue, s.WorkerRestarts)
 	constMetric(ch, replayDesc, prometheus.GaugeValue, s.ReplayCacheEntries)
 	constMetric(ch, inProgressDesc, prometheus.GaugeValue, s.HandshakesInProgress)
+	constMetric(ch, pendingDesc, prometheus.GaugeValue, s.PendingConnections)
 }
 
 // constMetric sends one scrape-time sample. The descriptors and label
