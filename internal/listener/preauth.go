@@ -132,6 +132,18 @@ func (t *pendingTable) dropSourceIfEmpty(src netip.Addr, s *source) {
 	}
 }
 
+// evictOldest evicts the oldest idle entry with class and returns it for
+// the caller to close; nil if none is idle.
+func (t *pendingTable) evictOldest(class Result) *pendingEntry {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	front := t.idle.Front()
+	if front == nil {
+		return nil
+	}
+	return t.evictLocked(front.Value.(*pendingEntry), class)
+}
+
 // ready marks e no longer idle (its first context token arrived): it stays
 // counted but is never evicted. It reports the eviction result instead if
 // the table closed the connection first.
@@ -183,7 +195,7 @@ func (t *pendingTable) sourceCount(a netip.Addr) int {
 type closeLimiter struct {
 	interval time.Duration
 	mu       sync.Mutex
-	classes  map[Result]*closeClass
+	classes  map[string]*closeClass
 }
 
 type closeClass struct {
@@ -192,12 +204,12 @@ type closeClass struct {
 }
 
 func newCloseLimiter(interval time.Duration) *closeLimiter {
-	return &closeLimiter{interval: interval, classes: make(map[Result]*closeClass)}
+	return &closeLimiter{interval: interval, classes: make(map[string]*closeClass)}
 }
 
 // note counts one close of class and returns the count to log if a line is
 // due now, else 0.
-func (l *closeLimiter) note(class Result, now time.Time) int {
+func (l *closeLimiter) note(class string, now time.Time) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	c := l.classes[class]
@@ -217,7 +229,7 @@ func (l *closeLimiter) note(class Result, now time.Time) int {
 // preauthClosed logs (rate-limited) one connection closed by the
 // pre-authentication limits.
 func (s *Server) preauthClosed(class Result, peer net.Addr, extra ...zap.Field) {
-	n := s.closes.note(class, time.Now())
+	n := s.closes.note(string(class), time.Now())
 	if n == 0 {
 		return
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/gss-acceptor/gss-acceptor/internal/gss"
 )
@@ -135,6 +136,13 @@ type Server struct {
 
 	// Counters for STATUS lines.
 	accepted, established, failed atomic.Uint64
+	acceptErrors, shedConns       atomic.Uint64
+
+	// reserve is a descriptor held open so that, when accept fails for
+	// want of descriptors, one can be freed to take a connection off the
+	// backlog and close it (-1: none).
+	reserveMu sync.Mutex
+	reserve   int
 }
 
 // NewServer validates cfg and returns a Server.
@@ -170,6 +178,7 @@ func NewServer(cfg Config) (*Server, error) {
 		pending:   newPendingTable(cfg.MaxPending, cfg.MaxPendingPerSource),
 		closes:    newCloseLimiter(preauthLogInterval),
 		kill:      make(chan struct{}),
+		reserve:   openReserve(),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[net.Conn]struct{}),
 	}
@@ -238,8 +247,12 @@ func (s *Server) Serve(ln net.Listener) error {
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || isTemporaryAcceptError(err) {
-				// fd exhaustion and friends: back off like net/http, 5 ms
-				// doubling to 1 s, and keep serving.
+				s.acceptErrors.Add(1)
+				if isFDExhaustion(err) {
+					s.relieveFDs(ln)
+				}
+				// Back off like net/http, 5 ms doubling to 1 s, and keep
+				// serving: never spin on an error that repeats.
 				backoff = max(5*time.Millisecond, min(2*backoff, time.Second))
 				s.log.Warn("accept failed; backing off", zap.Error(err), zap.Duration("backoff", backoff))
 				time.Sleep(backoff)
@@ -307,6 +320,80 @@ func (s *Server) beat(ctx context.Context) {
 	}
 }
 
+func isFDExhaustion(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
+}
+
+// relieveFDs makes room after accept failed for want of descriptors: it
+// closes the oldest connection still waiting for its first context token
+// (the descriptors an idle flood holds are the ones to give back), or, if
+// none is waiting, uses the reserve descriptor to take one connection off
+// the backlog and close it, so that clients are refused rather than left
+// hanging in a backlog the loop cannot drain.
+func (s *Server) relieveFDs(ln net.Listener) {
+	if v := s.pending.evictOldest(ResultPendingFull); v != nil {
+		v.conn.Close()
+		return
+	}
+	if s.shed(ln) {
+		s.shedConns.Add(1)
+		if n := s.closes.note("shed", time.Now()); n > 0 {
+			s.log.Warn("out of descriptors; connection closed unread",
+				zap.Int("count", n), zap.Stringer("listener", ln.Addr()))
+		}
+	}
+}
+
+// shed closes the reserve descriptor, accepts one connection with the
+// number it frees and closes it, then takes the reserve again. It reports
+// whether a connection was shed. Only listeners with a descriptor
+// (TCP, Unix) can shed.
+func (s *Server) shed(ln net.Listener) bool {
+	sc, ok := ln.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	s.reserveMu.Lock()
+	defer s.reserveMu.Unlock()
+	if s.reserve >= 0 {
+		unix.Close(s.reserve)
+		s.reserve = -1
+	}
+	shed := false
+	// The listening socket is non-blocking: with an empty backlog this
+	// returns EAGAIN at once.
+	raw.Control(func(fd uintptr) {
+		if nfd, _, err := unix.Accept4(int(fd), unix.SOCK_CLOEXEC); err == nil {
+			unix.Close(nfd)
+			shed = true
+		}
+	})
+	s.reserve = openReserve()
+	return shed
+}
+
+// openReserve opens the descriptor kept for shedding; -1 if it cannot
+// (then shedding waits until one frees).
+func openReserve() int {
+	fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1
+	}
+	return fd
+}
+
+// AcceptErrors returns how many times accept failed with a temporary
+// error (descriptor exhaustion, aborted connections), and how many
+// connections were closed unread to drain the backlog when descriptors
+// ran out.
+func (s *Server) AcceptErrors() (errors, shed uint64) {
+	return s.acceptErrors.Load(), s.shedConns.Load()
+}
+
 func isTemporaryAcceptError(err error) bool {
 	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
 		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM) ||
@@ -371,6 +458,12 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) closeListeners() {
+	s.reserveMu.Lock()
+	if s.reserve >= 0 {
+		unix.Close(s.reserve)
+		s.reserve = -1
+	}
+	s.reserveMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true

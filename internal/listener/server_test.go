@@ -458,6 +458,86 @@ func (l *flakyListener) Accept() (net.Conn, error) {
 	return l.Listener.Accept()
 }
 
+func (l *flakyListener) inject(err error) {
+	l.mu.Lock()
+	l.errs = append(l.errs, err)
+	l.mu.Unlock()
+}
+
+// When accept fails for want of descriptors, the oldest connection still
+// waiting for its first token gives its descriptor back (issue #11: the
+// accept loop keeps going under EMFILE).
+func TestServerEMFILEEvictsIdle(t *testing.T) {
+	checkLeaks(t)
+	k := newKerberos(t)
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &flakyListener{Listener: inner}
+	ts := startServer(t, k, Config{HandshakeTimeout: 10 * time.Second}, ln)
+	idle := ts.dial(t)
+	if !ts.waitPending(1) {
+		t.Fatal("the idle connection was not accepted")
+	}
+	ln.inject(&net.OpError{Op: "accept", Err: syscall.EMFILE})
+	c := ts.dial(t) // returns the Accept in progress; the next one fails
+	readUntilClosed(t, idle, 2*time.Second)
+	if o := ts.outcome(t); o.Result != ResultPendingFull {
+		t.Errorf("idle connection's outcome %q, want pending_full", o.Result)
+	}
+	c.Write(k.handshake(t))
+	if o := ts.outcome(t); o.Result != ResultOK {
+		t.Errorf("outcome %q, want ok", o.Result)
+	}
+	if errs, _ := ts.s.AcceptErrors(); errs != 1 {
+		t.Errorf("%d accept errors counted, want 1", errs)
+	}
+}
+
+// With no idle connection to close, the reserve descriptor takes one
+// connection off the backlog and closes it, and is taken again; with an
+// empty backlog shed returns at once.
+func TestServerShedWithReserve(t *testing.T) {
+	k := newKerberos(t)
+	seal, err := gss.GenerateSealKey(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewServer(Config{Acceptor: k.acceptor, SealKey: seal, Dispatcher: newRecordingDispatcher()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if s.reserve < 0 {
+		t.Fatal("no reserve descriptor")
+	}
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if !s.shed(ln) {
+		t.Fatal("nothing shed with a connection in the backlog")
+	}
+	readUntilClosed(t, c, 2*time.Second)
+	if s.reserve < 0 {
+		t.Error("reserve descriptor not taken again")
+	}
+	start := time.Now()
+	if s.shed(ln) {
+		t.Error("shed a connection from an empty backlog")
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("shed with an empty backlog took %v", d)
+	}
+}
+
 // Temporary accept errors (fd exhaustion) back off, doubling from 5 ms,
 // and the loop goes on serving; a permanent one ends Serve.
 func TestServerAcceptBackoff(t *testing.T) {

@@ -61,6 +61,8 @@ type Snapshot struct {
 	ReplayCacheEntries   int      // authenticators held by the replay cache
 	HandshakesInProgress int      // connections between accept and handoff
 	PendingConnections   int      // pre-authentication connections (accepted, no context yet)
+	AcceptErrors         uint64   // temporary accept failures (EMFILE, ENFILE, ECONNABORTED, ...)
+	ShedConnections      uint64   // connections closed unread to drain the backlog when out of descriptors
 }
 
 // Worker is one worker process in a Snapshot.
@@ -286,11 +288,15 @@ var (
 		"Connections between accept and the end of their handoff.", nil, nil)
 	pendingDesc = prometheus.NewDesc(namespace+"_pending_connections",
 		"Pre-authentication connections: accepted, no context established yet (bounded by max_pending_connections).", nil, nil)
+	acceptErrorsDesc = prometheus.NewDesc(namespace+"_accept_errors_total",
+		"Temporary accept failures (out of descriptors, aborted connections); each is followed by a back-off.", nil, nil)
+	shedDesc = prometheus.NewDesc(namespace+"_connections_shed_total",
+		"Connections taken off the backlog and closed unread with the reserve descriptor because descriptors ran out.", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{workersDesc, workersDesiredDesc, workerSessionsDesc, sessionsActiveDesc, restartsDesc, replayDesc, inProgressDesc, pendingDesc} {
+	for _, d := range []*prometheus.Desc{workersDesc, workersDesiredDesc, workerSessionsDesc, sessionsActiveDesc, restartsDesc, replayDesc, inProgressDesc, pendingDesc, acceptErrorsDesc, shedDesc} {
 		ch <- d
 	}
 }
@@ -320,6 +326,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	constMetric(ch, replayDesc, prometheus.GaugeValue, s.ReplayCacheEntries)
 	constMetric(ch, inProgressDesc, prometheus.GaugeValue, s.HandshakesInProgress)
 	constMetric(ch, pendingDesc, prometheus.GaugeValue, s.PendingConnections)
+	constMetric(ch, acceptErrorsDesc, prometheus.CounterValue, int(s.AcceptErrors))
+	constMetric(ch, shedDesc, prometheus.CounterValue, int(s.ShedConnections))
 }
 
 // constMetric sends one scrape-time sample. The descriptors and label
