@@ -49,6 +49,7 @@ func TestFaults(t *testing.T) {
 		run  func(*testing.T, *faultTally)
 	}{
 		{"Slowloris", faultSlowloris},
+		{"SlowlorisEvicting", faultSlowlorisEvicting},
 		{"HandshakeFlood", faultHandshakeFlood},
 		{"HandshakeFrames", faultHandshakeFrames},
 		{"SessionFrames", faultSessionFrames},
@@ -74,6 +75,18 @@ func TestFaults(t *testing.T) {
 // within 3 s, and the acceptor's RSS stays bounded. Before issue #11, 400
 // idle connections denied every session (max_handshakes counted them).
 func faultSlowloris(t *testing.T, ft *faultTally) {
+	slowloris(t, ft, nil)
+}
+
+// faultSlowlorisEvicting: the same attack against a table half its size
+// and a per-source cap below each source's 20: every attack connection
+// that re-opens evicts another (pending_full, source_limit), and the
+// sessions are still served.
+func faultSlowlorisEvicting(t *testing.T, ft *faultTally) {
+	slowloris(t, ft, acceptorOptions{"max_pending_connections": "1000", "max_pending_per_source": "16"})
+}
+
+func slowloris(t *testing.T, ft *faultTally, opts acceptorOptions) {
 	ft.scenario()
 	r := testrealm.Shared(t)
 	const (
@@ -84,7 +97,8 @@ func faultSlowloris(t *testing.T, ft *faultTally) {
 		within   = 3 * time.Second
 	)
 	raiseNOFILE(t, 2*(idle+partial)+1024)
-	a := startAcceptor(t, r, nil) // the defaults are what is under test
+	a := startAcceptor(t, r, opts) // nil: the defaults are what is under test
+	evicting := opts != nil
 	pid := a.cmd.Process.Pid
 	serveReal(t, r, a, ft, "before the attack") // warm: the worker's lazily opened files
 	base := fdCount(pid)
@@ -96,6 +110,7 @@ func faultSlowloris(t *testing.T, ft *faultTally) {
 	// A partial frame: the opener, then a context frame header announcing
 	// 1 KiB and the first byte of the token.
 	part := append(opener(), wire.FlagContext, 0, 0, 4, 0, 0x60)
+	attackStart := time.Now()
 	stop := make(chan struct{})
 	var (
 		wg                sync.WaitGroup
@@ -152,8 +167,12 @@ func faultSlowloris(t *testing.T, ft *faultTally) {
 		close(stop)
 		wg.Wait()
 	}()
-	if got := waitFDs(pid, 30*time.Second, func(n int) bool { return n >= base+idle+partial-100 }); got < base+idle+partial-100 {
-		t.Fatalf("the acceptor holds %d descriptors, want about %d + %d attack connections", got, base, idle+partial)
+	want := idle + partial - 100
+	if evicting {
+		want = 1000 - 100
+	}
+	if got := waitFDs(pid, 30*time.Second, func(n int) bool { return n >= base+want }); got < base+want {
+		t.Fatalf("the acceptor holds %d descriptors, want at least %d + %d attack connections", got, base, want)
 	}
 
 	// RSS sampled through the whole attack.
@@ -213,6 +232,22 @@ func faultSlowloris(t *testing.T, ft *faultTally) {
 	// Bounded: a 2,000-connection table costs tens of MiB, not more.
 	if rssMax.Load() > int64(rssBefore)+128<<10 {
 		t.Errorf("acceptor RSS grew from %d KiB to %d KiB during the attack", rssBefore, rssMax.Load())
+	}
+	// One log line per second per class of close, however many.
+	closes := msgIs("pre-authentication connections closed")
+	lines := a.logs.find(closes)
+	classes := map[any]int{}
+	total := 0.0
+	for _, l := range lines {
+		classes[l["result"]]++
+		total += l["count"].(float64)
+	}
+	t.Logf("%d pre-authentication close lines %v counting %.0f closes", len(lines), classes, total)
+	if limit := 3 * (int(time.Since(attackStart)/time.Second) + 2); len(lines) > limit {
+		t.Errorf("%d close log lines in %v, want at most %d", len(lines), time.Since(attackStart), limit)
+	}
+	if evicting && (classes["pending_full"] == 0 || classes["source_limit"] == 0) {
+		t.Errorf("close lines by class %v, want pending_full and source_limit evictions", classes)
 	}
 	ft.refused.Add(opened.Load())
 	close(stop)
