@@ -311,3 +311,19 @@ func fdLimitWithRoom(t testing.TB, pid, room int) int {
 	}
 	return limit
 }
+
+// cpuTicks returns the user plus system CPU time pid has used, in clock
+// ticks (usually 10 ms).
+func cpuTicks(t testing.TB, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fields after the parenthesised command name; utime and stime are
+	// the 14th and 15th of the line.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	utime, _ := strconv.Atoi(f[11])
+	stime, _ := strconv.Atoi(f[12])
+	return utime + stime
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -49,6 +50,7 @@ func TestFaults(t *testing.T) {
 		run  func(*testing.T, *faultTally)
 	}{
 		{"Slowloris", faultSlowloris},
+		{"SlowlorisEvicting", faultSlowlorisEvicting},
 		{"HandshakeFlood", faultHandshakeFlood},
 		{"HandshakeFrames", faultHandshakeFrames},
 		{"SessionFrames", faultSessionFrames},
@@ -68,91 +70,236 @@ func TestFaults(t *testing.T) {
 		ft.scenarios.Load(), ft.refused.Load(), ft.served.Load(), failed)
 }
 
-// faultSlowloris: 64 connections that send one byte per second are closed
-// by the handshake deadline, and a real client is served while they hang.
+// faultSlowloris (issue #11): 1,000 idle and 1,000 partial-frame
+// connections from 100 source addresses (127.0.0.2-101), each re-opened as
+// soon as the acceptor closes it, against the default configuration.
+// Meanwhile 20 of 20 MIT gss-client sessions from 127.0.0.1 succeed, each
+// within 3 s, and the acceptor's RSS stays bounded. Before issue #11, 400
+// idle connections denied every session (max_handshakes counted them).
 func faultSlowloris(t *testing.T, ft *faultTally) {
+	slowloris(t, ft, nil)
+}
+
+// faultSlowlorisEvicting: the same attack against a table half its size
+// and a per-source cap below each source's 20: every attack connection
+// that re-opens evicts another (pending_full, source_limit), and the
+// sessions are still served.
+func faultSlowlorisEvicting(t *testing.T, ft *faultTally) {
+	slowloris(t, ft, acceptorOptions{"max_pending_connections": "1000", "max_pending_per_source": "16"})
+}
+
+func slowloris(t *testing.T, ft *faultTally, opts acceptorOptions) {
 	ft.scenario()
 	r := testrealm.Shared(t)
 	const (
-		n       = 64
-		timeout = 3 * time.Second
+		sources  = 100
+		idle     = 1000
+		partial  = 1000
+		sessions = 20
+		within   = 3 * time.Second
 	)
-	a := startAcceptor(t, r, acceptorOptions{"handshake_timeout": "3s"})
-	before := len(a.logs.find(resultIs("timeout")))
-	// A well-formed start of a session, dribbled out: the deadline covers
-	// the whole handshake, not each read.
-	stream := wire.AppendFrame(opener(), wire.FlagContext, bytes.Repeat([]byte{0x60}, 32))
+	raiseNOFILE(t, 2*(idle+partial)+1024)
+	a := startAcceptor(t, r, opts) // nil: the defaults are what is under test
+	evicting := opts != nil
+	pid := a.cmd.Process.Pid
+	serveReal(t, r, a, ft, "before the attack") // warm: the worker's lazily opened files
+	base := fdCount(pid)
+	rssBefore, err := procStatusKiB(pid, "VmRSS")
+	if err != nil {
+		t.Fatal(err)
+	}
 
-	type result struct {
-		lived time.Duration
-		err   error
-	}
-	results := make(chan result, n)
-	for range n {
-		go func() {
-			start := time.Now()
-			c, err := net.DialTimeout("tcp", a.addr, ioTimeout)
-			if err != nil {
-				results <- result{err: err}
+	// A partial frame: the opener, then a context frame header announcing
+	// 1 KiB and the first byte of the token.
+	part := append(opener(), wire.FlagContext, 0, 0, 4, 0, 0x60)
+	attackStart := time.Now()
+	stop := make(chan struct{})
+	var (
+		wg                sync.WaitGroup
+		opened, dialFails atomic.Int64
+	)
+	attacker := func(src string, send []byte) {
+		defer wg.Done()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: ioTimeout}
+		for {
+			select {
+			case <-stop:
 				return
+			default:
 			}
-			defer c.Close()
-			closed := make(chan error, 1)
-			go func() { closed <- expectClosed(c, timeout+10*time.Second) }()
-			tick := time.NewTicker(time.Second)
-			defer tick.Stop()
-			for k := 0; ; k++ {
-				if k < len(stream) {
-					c.Write(stream[k : k+1]) // fails once the server closed: expected
-				}
+			c, err := d.Dial("tcp", a.addr)
+			if err != nil {
+				dialFails.Add(1)
 				select {
-				case err := <-closed: // bounded by expectClosed's deadline
-					results <- result{time.Since(start), err}
+				case <-stop:
 					return
-				case <-tick.C:
+				case <-time.After(100 * time.Millisecond):
 				}
+				continue
 			}
-		}()
-	}
-	// While all 64 hang, a real client gets through.
-	time.Sleep(500 * time.Millisecond)
-	mitStart := time.Now()
-	serveReal(t, r, a, ft, "during slowloris")
-	if len(results) != 0 {
-		t.Errorf("a slowloris connection ended before the real client (%v) was served; the attack was not concurrent", time.Since(mitStart))
-	}
-	for range n {
-		res := <-results
-		if res.err != nil {
-			t.Errorf("slowloris connection: %v", res.err)
-			continue
+			opened.Add(1)
+			if len(send) > 0 {
+				c.Write(send)
+			}
+			// Hold it until the acceptor closes it (then re-open) or the
+			// attack stops.
+			closed := make(chan struct{})
+			go func() {
+				io.Copy(io.Discard, c)
+				close(closed)
+			}()
+			select {
+			case <-closed:
+			case <-stop:
+			}
+			c.Close()
+			<-closed
 		}
-		// Closed by the deadline: not before it, and not much after.
-		if res.lived < timeout-200*time.Millisecond || res.lived > timeout+4*time.Second {
-			t.Errorf("slowloris connection closed after %v, want about %v", res.lived, timeout)
-		}
-		ft.refused.Add(1)
 	}
-	a.logs.wait(t, 10*time.Second, before+n, "64 handshake timeouts", resultIs("timeout"))
-	serveReal(t, r, a, ft, "after slowloris")
+	for i := range idle + partial {
+		src := fmt.Sprintf("127.0.0.%d", 2+i%sources)
+		send := []byte(nil)
+		if i >= idle {
+			send = part
+		}
+		wg.Add(1)
+		go attacker(src, send)
+	}
+	defer func() {
+		close(stop)
+		wg.Wait()
+	}()
+	want := idle + partial - 100
+	if evicting {
+		want = 1000 - 100
+	}
+	if got := waitFDs(pid, 30*time.Second, func(n int) bool { return n >= base+want }); got < base+want {
+		t.Fatalf("the acceptor holds %d descriptors, want at least %d + %d attack connections", got, base, want)
+	}
+
+	// RSS sampled through the whole attack.
+	var rssMax atomic.Int64
+	sampleDone := make(chan struct{})
+	sampling := make(chan struct{})
+	go func() {
+		defer close(sampleDone)
+		for {
+			if kib, err := procStatusKiB(pid, "VmRSS"); err == nil && int64(kib) > rssMax.Load() {
+				rssMax.Store(int64(kib))
+			}
+			select {
+			case <-sampling:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	openedBefore := opened.Load()
+	var slowest time.Duration
+	ok := 0
+	// Sessions spread over 8 s: the attack churns through more than two
+	// first_frame_timeout cycles (3 s) meanwhile.
+	for i := range sessions {
+		if i > 0 {
+			time.Sleep(400 * time.Millisecond)
+		}
+		start := time.Now()
+		out, err := mitClient(t, r, a.port, nil, "-seq", "-mcount", "2", "127.0.0.1", service, fmt.Sprintf("under attack %d", i))
+		d := time.Since(start)
+		slowest = max(slowest, d)
+		switch {
+		case err != nil:
+			t.Errorf("session %d under attack: %v\n%s", i, err, out)
+		case strings.Count(out, "Signature verified.") != 2:
+			t.Errorf("session %d under attack: MICs not verified\n%s", i, out)
+		case d > within:
+			t.Errorf("session %d under attack took %v, want within %v", i, d, within)
+			ok++
+		default:
+			ok++
+		}
+		ft.served.Add(1)
+	}
+	close(sampling)
+	<-sampleDone
+	reopened := opened.Load() - openedBefore
+	pending := fdCount(pid) - base
+	t.Logf("under %d idle + %d partial-frame connections from %d sources: %d/%d sessions served, slowest %v; "+
+		"attackers re-opened %d connections meanwhile (%d dial failures); acceptor holds %d attack descriptors; "+
+		"acceptor RSS %d KiB before, at most %d KiB during the attack",
+		idle, partial, sources, ok, sessions, slowest, reopened, dialFails.Load(), pending, rssBefore, rssMax.Load())
+	if reopened < idle+partial {
+		t.Errorf("attackers re-opened only %d connections during the sessions: the attack did not churn", reopened)
+	}
+	// Bounded: a 2,000-connection table costs tens of MiB, not more.
+	if rssMax.Load() > int64(rssBefore)+128<<10 {
+		t.Errorf("acceptor RSS grew from %d KiB to %d KiB during the attack", rssBefore, rssMax.Load())
+	}
+	// One log line per second per class of close, however many.
+	closes := msgIs("pre-authentication connections closed")
+	lines := a.logs.find(closes)
+	classes := map[any]int{}
+	total := 0.0
+	for _, l := range lines {
+		classes[l["result"]]++
+		total += l["count"].(float64)
+	}
+	t.Logf("%d pre-authentication close lines %v counting %.0f closes", len(lines), classes, total)
+	if limit := 3 * (int(time.Since(attackStart)/time.Second) + 2); len(lines) > limit {
+		t.Errorf("%d close log lines in %v, want at most %d", len(lines), time.Since(attackStart), limit)
+	}
+	if evicting && (classes["pending_full"] == 0 || classes["source_limit"] == 0) {
+		t.Errorf("close lines by class %v, want pending_full and source_limit evictions", classes)
+	}
+	ft.refused.Add(opened.Load())
+	close(stop)
+	wg.Wait()
+	stop = make(chan struct{}) // for the deferred close
+	if got := waitFDs(pid, 20*time.Second, func(n int) bool { return n <= base }); got > base {
+		t.Errorf("acceptor has %d descriptors after the attack, baseline %d", got, base)
+	}
+	serveReal(t, r, a, ft, "after the attack")
 }
 
-// faultHandshakeFlood: with max_handshakes 8 taken, 512 more connections
-// are each closed at once with a log line; RSS stays bounded and real
-// clients are served afterwards.
+// raiseNOFILE makes sure this test process may open n descriptors,
+// raising its soft RLIMIT_NOFILE toward the hard limit (the acceptor it
+// starts inherits it, and raises its own to the hard limit anyway).
+func raiseNOFILE(t *testing.T, n uint64) {
+	t.Helper()
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		t.Fatal(err)
+	}
+	if rl.Cur >= n {
+		return
+	}
+	if rl.Max < n {
+		t.Fatalf("RLIMIT_NOFILE hard limit %d, this test needs %d descriptors (raise it: ulimit -Hn)", rl.Max, n)
+	}
+	rl.Cur = n
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		t.Fatalf("raising RLIMIT_NOFILE to %d: %v", n, err)
+	}
+}
+
+// faultHandshakeFlood: with max_pending_connections 8 filled by silent
+// connections, 512 more silent connections each evict the oldest waiting
+// one (rate-limited log lines, not one per connection); descriptors and
+// RSS stay bounded, and a real client is served while the table is full.
 func faultHandshakeFlood(t *testing.T, ft *faultTally) {
 	ft.scenario()
 	r := testrealm.Shared(t)
 	const (
-		slots = 8
+		table = 8
 		flood = 512
 		batch = 64
 	)
-	a := startAcceptor(t, r, acceptorOptions{"max_handshakes": strconv.Itoa(slots), "handshake_timeout": "20s"})
+	a := startAcceptor(t, r, acceptorOptions{"max_pending_connections": strconv.Itoa(table),
+		"first_frame_timeout": "20s", "handshake_timeout": "20s"})
 	pid := a.cmd.Process.Pid
-	limitLine := func(m map[string]any) bool {
-		return m["msg"] == "too many concurrent handshakes; connection closed" && m["result"] == "handshake_limit" &&
-			m["max_handshakes"] == float64(slots)
+	evictLine := func(m map[string]any) bool {
+		return m["msg"] == "pre-authentication connections closed" && m["result"] == "pending_full" &&
+			m["max_pending_connections"] == float64(table)
 	}
 	base := fdCount(pid)
 	rssBefore, err := procStatusKiB(pid, "VmRSS")
@@ -160,74 +307,68 @@ func faultHandshakeFlood(t *testing.T, ft *faultTally) {
 		t.Fatal(err)
 	}
 
-	// Silent connections take every handshake slot.
-	var holders []net.Conn
+	var conns []net.Conn
 	defer func() {
-		for _, c := range holders {
+		for _, c := range conns {
 			c.Close()
 		}
 	}()
-	for range slots {
+	dial := func() net.Conn {
 		c, err := net.DialTimeout("tcp", a.addr, ioTimeout)
 		if err != nil {
 			t.Fatal(err)
 		}
-		holders = append(holders, c)
+		conns = append(conns, c)
+		return c
 	}
-	if got := waitFDs(pid, 10*time.Second, func(n int) bool { return n >= base+slots }); got < base+slots {
-		t.Fatalf("acceptor holds %d descriptors, want %d + %d handshakes", got, base, slots)
+	for range table {
+		dial()
 	}
-
-	var (
-		mu      sync.Mutex
-		slowest time.Duration
-		errs    []error
-	)
+	if got := waitFDs(pid, 10*time.Second, func(n int) bool { return n >= base+table }); got < base+table {
+		t.Fatalf("acceptor holds %d descriptors, want %d + %d waiting connections", got, base, table)
+	}
+	start := time.Now()
 	for done := 0; done < flood; done += batch {
-		var wg sync.WaitGroup
 		for range batch {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				start := time.Now()
-				c, err := net.DialTimeout("tcp", a.addr, ioTimeout)
-				if err == nil {
-					err = expectClosed(c, 5*time.Second)
-					c.Close()
-				}
-				mu.Lock()
-				defer mu.Unlock()
-				if err != nil {
-					errs = append(errs, err)
-				}
-				slowest = max(slowest, time.Since(start))
-			}()
+			dial()
 		}
-		wg.Wait()
+		// The table never holds more than its size.
+		if got := fdCount(pid); got > base+table+batch {
+			t.Errorf("acceptor holds %d descriptors during the flood, want at most %d", got, base+table+batch)
+		}
 	}
-	for _, err := range errs[:min(len(errs), 5)] {
-		t.Errorf("flood connection: %v", err)
+	// Every connection but the newest table-full was evicted, oldest
+	// first: the server closed it without a word.
+	evicted := conns[:len(conns)-table]
+	for i, c := range evicted {
+		if err := expectClosed(c, 10*time.Second); err != nil {
+			t.Fatalf("connection %d of %d not evicted: %v", i, len(evicted), err)
+		}
 	}
-	// "At once": nothing waits for a slot or a deadline.
-	if slowest > 2*time.Second {
-		t.Errorf("slowest refused connection took %v to be closed", slowest)
+	ft.refused.Add(int64(len(evicted)))
+	if got := waitFDs(pid, 10*time.Second, func(n int) bool { return n <= base+table }); got > base+table {
+		t.Errorf("acceptor holds %d descriptors after the flood, want at most %d", got, base+table)
 	}
-	a.logs.wait(t, 10*time.Second, flood, "handshake_limit lines", limitLine)
-	ft.refused.Add(int64(flood - len(errs)))
+	// One line per second for the class, counting the evictions.
+	lines := a.logs.wait(t, 10*time.Second, 1, "pending_full eviction lines", evictLine)
+	if limit := int(time.Since(start)/time.Second) + 2; len(lines) > limit {
+		t.Errorf("%d eviction log lines for %d evictions in %v, want at most %d", len(lines), len(evicted), time.Since(start), limit)
+	}
 
 	rssAfter, err := procStatusKiB(pid, "VmRSS")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("acceptor RSS %d KiB before, %d KiB after %d refused connections", rssBefore, rssAfter, flood)
+	t.Logf("acceptor RSS %d KiB before, %d KiB after %d evicted connections", rssBefore, rssAfter, len(evicted))
 	if rssAfter > rssBefore+64<<10 {
 		t.Errorf("acceptor RSS grew from %d KiB to %d KiB during the flood", rssBefore, rssAfter)
 	}
-	for _, c := range holders {
+	// The table is full of silent connections: a real client evicts one.
+	serveReal(t, r, a, ft, "with the pending table full")
+	for _, c := range conns {
 		c.Close()
 	}
-	holders = nil
-	serveReal(t, r, a, ft, "after the flood")
+	conns = nil
 	if got := waitFDs(pid, 10*time.Second, func(n int) bool { return n <= base }); got > base {
 		t.Errorf("acceptor has %d descriptors after the flood, baseline %d", got, base)
 	}
@@ -1067,12 +1208,21 @@ func faultFDExhaustion(t *testing.T, ft *faultTally) {
 	if n := fdCount(pid); n > base+room {
 		t.Errorf("acceptor holds %d descriptors during the storm, more than the %d its limit allows", n, base+room)
 	}
-	// The loop recovers on its own: the handshake deadline frees the
-	// descriptors of the silent connections it holds, and it accepts the
-	// next ones from the backlog.
-	timeouts := len(a.logs.find(resultIs("timeout")))
-	a.logs.wait(t, 20*time.Second, timeouts+room+1, "connections accepted after the backoff time out", resultIs("timeout"))
-	ft.refused.Add(int64(room + 1))
+	// The loop keeps going: each EMFILE evicts the oldest silent
+	// connection, whose descriptor takes the next one off the backlog,
+	// so the whole storm is accepted without waiting for deadlines.
+	evictions := msgIs("pre-authentication connections closed")
+	a.logs.wait(t, 10*time.Second, 1, "evictions when out of descriptors", evictions)
+	for i, c := range conns[:storm-room] {
+		if err := expectClosed(c, 10*time.Second); err != nil {
+			t.Fatalf("storm connection %d not evicted: %v", i, err)
+		}
+	}
+	ft.refused.Add(int64(storm - room))
+	// Never spinning: the CPU the acceptor used during the storm.
+	if ticks := cpuTicks(t, pid); ticks > 500 {
+		t.Errorf("acceptor used %d CPU ticks in all; the accept loop spins", ticks)
+	}
 	for _, c := range conns {
 		c.Close()
 	}

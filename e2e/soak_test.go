@@ -172,7 +172,7 @@ func TestSoak(t *testing.T) {
 				soakGarbage(a.addr, 20)
 				faults["garbage"].Add(1)
 			case 2:
-				soakSlowloris(ctx, a.addr, 16, 4*time.Second)
+				soakSlowloris(ctx, a.addr, 256, 4*time.Second)
 				faults["slowloris"].Add(1)
 			case 3:
 				if err := soakReplay(a.addr, tkt); err != nil {
@@ -295,11 +295,14 @@ func soakGarbage(addr string, n int) {
 }
 
 // soakSlowloris opens n connections that dribble one byte per second, in
-// the background, for at most d.
+// the background, for at most d, from 16 loopback source addresses
+// (127.0.0.2-17) other than the real clients' 127.0.0.1. Before issue #11,
+// 64 of them (max_handshakes) refused every real client.
 func soakSlowloris(ctx context.Context, addr string, n int, d time.Duration) {
-	for range n {
+	for i := range n {
 		go func() {
-			c, err := net.DialTimeout("tcp", addr, ioTimeout)
+			dialer := net.Dialer{Timeout: ioTimeout, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i%16))}}
+			c, err := dialer.Dial("tcp", addr)
 			if err != nil {
 				return
 			}

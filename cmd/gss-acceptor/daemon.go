@@ -107,6 +107,18 @@ func (d *daemonState) start() error {
 	log.Info("starting", zap.String("version", version.String()), zap.Int("pid", os.Getpid()),
 		zap.Strings("listen", cfg.Listen), zap.String("keytab", cfg.Keytab),
 		zap.Strings("services", cfg.Services), zap.Int("workers", cfg.Workers))
+	// The Go runtime raised the soft RLIMIT_NOFILE to the hard limit at
+	// start (and restores the original for the workers it execs): every
+	// pre-authentication connection is a descriptor here.
+	var nofile syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &nofile); err == nil {
+		log.Info("descriptor limit", zap.Uint64("nofile", nofile.Cur), zap.Uint64("nofile_hard", nofile.Max))
+		if uint64(cfg.MaxPendingConnections)+fdHeadroom > nofile.Cur {
+			log.Warn("max_pending_connections is close to the descriptor limit; when descriptors run out, "+
+				"idle connections are evicted and the backlog is shed",
+				zap.Int("max_pending_connections", cfg.MaxPendingConnections), zap.Uint64("nofile", nofile.Cur))
+		}
+	}
 
 	acc, summary, err := d.newAcceptor(cfg)
 	if err != nil {
@@ -164,7 +176,11 @@ func (d *daemonState) start() error {
 		MaxHandshakes:    cfg.MaxHandshakes,
 		MaxTokenSize:     cfg.MaxTokenSize,
 		ImportDeadline:   cfg.ImportDeadline,
-		Logger:           log.Named("listener"),
+
+		MaxPending:          cfg.MaxPendingConnections,
+		MaxPendingPerSource: cfg.MaxPendingPerSource,
+		FirstFrameTimeout:   cfg.FirstFrameTimeout,
+		Logger:              log.Named("listener"),
 		OnOutcome: func(o listener.Outcome) {
 			d.metrics.ObserveHandshake(o.Result, o.Handshake, o.Handoff, o.KRBCode)
 		},
@@ -184,6 +200,10 @@ func (d *daemonState) start() error {
 
 // abandonStart stops what a failed start had started: the worker pool
 // (its workers, if any ran) and the listeners. Nothing is serving yet.
+// fdHeadroom is what the acceptor needs besides pre-authentication
+// connections: listeners, worker channels, handoffs, logs, metrics.
+const fdHeadroom = 256
+
 func (d *daemonState) abandonStart() {
 	if d.pool != nil {
 		d.pool.Shutdown(context.Background())
@@ -409,6 +429,12 @@ func keepRestartOnly(cfg, running *config.Config) []string {
 	keep("worker_ack_timeout", cfg.WorkerAckTimeout != running.WorkerAckTimeout, func() { cfg.WorkerAckTimeout = running.WorkerAckTimeout })
 	keep("handshake_timeout", cfg.HandshakeTimeout != running.HandshakeTimeout, func() { cfg.HandshakeTimeout = running.HandshakeTimeout })
 	keep("max_handshakes", cfg.MaxHandshakes != running.MaxHandshakes, func() { cfg.MaxHandshakes = running.MaxHandshakes })
+	keep("max_pending_connections", cfg.MaxPendingConnections != running.MaxPendingConnections,
+		func() { cfg.MaxPendingConnections = running.MaxPendingConnections })
+	keep("max_pending_per_source", cfg.MaxPendingPerSource != running.MaxPendingPerSource,
+		func() { cfg.MaxPendingPerSource = running.MaxPendingPerSource })
+	keep("first_frame_timeout", cfg.FirstFrameTimeout != running.FirstFrameTimeout,
+		func() { cfg.FirstFrameTimeout = running.FirstFrameTimeout })
 	keep("max_token_size", cfg.MaxTokenSize != running.MaxTokenSize, func() { cfg.MaxTokenSize = running.MaxTokenSize })
 	keep("import_deadline", cfg.ImportDeadline != running.ImportDeadline, func() { cfg.ImportDeadline = running.ImportDeadline })
 	keep("replay_cache_size", cfg.ReplayCacheSize != running.ReplayCacheSize, func() { cfg.ReplayCacheSize = running.ReplayCacheSize })
@@ -441,6 +467,8 @@ func (d *daemonState) snapshot() metrics.Snapshot {
 	}
 	if d.server != nil {
 		_, _, _, s.HandshakesInProgress = d.server.Stats()
+		s.PendingConnections = d.server.Pending()
+		s.AcceptErrors, s.ShedConnections = d.server.AcceptErrors()
 	}
 	return s
 }

@@ -23,8 +23,14 @@ func TestKeepRestartOnly(t *testing.T) {
 				return c.Workers == 7 && c.Keytab == "/new.keytab" && c.IdleTimeout == time.Minute
 			}},
 		{"listen", func(c *config.Config) { c.Listen = []string{"127.0.0.1:1"} }, []string{"listen"}, nil},
-		{"limits of the listener", func(c *config.Config) { c.MaxHandshakes = 3; c.HandshakeTimeout = time.Second; c.MaxTokenSize = 1024 },
-			[]string{"handshake_timeout", "max_handshakes", "max_token_size"}, nil},
+		{"limits of the listener", func(c *config.Config) {
+			c.MaxHandshakes = 3
+			c.HandshakeTimeout = time.Second
+			c.MaxTokenSize = 1024
+			c.MaxPendingConnections = 5
+			c.MaxPendingPerSource = 2
+			c.FirstFrameTimeout = time.Second
+		}, []string{"handshake_timeout", "max_handshakes", "max_token_size", "max_pending_connections", "max_pending_per_source", "first_frame_timeout"}, nil},
 		{"metrics and logging", func(c *config.Config) {
 			c.MetricsAddress = "127.0.0.1:9"
 			c.MetricsAllowNonLoopback = true

@@ -73,9 +73,23 @@ const (
 	// connection, from accept to handoff (sshd LoginGraceTime).
 	DefaultHandshakeTimeout = 10 * time.Second
 
-	// DefaultMaxHandshakes caps unauthenticated connections in the
-	// handshake phase at once (sshd MaxStartups); more wait in the backlog.
+	// DefaultMaxHandshakes caps handshakes doing CPU work at once (a
+	// context token step, an export); connections waiting for bytes do
+	// not count (ARCHITECTURE.md §7).
 	DefaultMaxHandshakes = 256
+
+	// DefaultMaxPendingConnections caps pre-authentication connections
+	// (accepted, no context yet), sized by memory: about 16 KiB each in
+	// the acceptor (goroutine, read buffer) plus the kernel's socket
+	// buffers, so 4096 is some 64 MiB of the acceptor's.
+	DefaultMaxPendingConnections = 4096
+
+	// DefaultMaxPendingPerSource caps them per client IP address.
+	DefaultMaxPendingPerSource = 64
+
+	// DefaultFirstFrameTimeout bounds accept to the first complete
+	// context token; a client that means it sends it at once.
+	DefaultFirstFrameTimeout = 3 * time.Second
 
 	// DefaultIdleTimeout closes an established session that sends nothing
 	// for this long.
@@ -245,9 +259,24 @@ type Config struct {
 	// one connection. Default DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
 
-	// MaxHandshakes (max_handshakes) caps connections in the handshake
-	// phase at once. Default DefaultMaxHandshakes.
+	// MaxHandshakes (max_handshakes) caps handshakes doing CPU work at
+	// once. Default DefaultMaxHandshakes.
 	MaxHandshakes int
+
+	// MaxPendingConnections (max_pending_connections) caps
+	// pre-authentication connections; when full, the oldest one still
+	// waiting for its first context token is closed to make room.
+	// Default DefaultMaxPendingConnections.
+	MaxPendingConnections int
+
+	// MaxPendingPerSource (max_pending_per_source) caps them per client
+	// IP address. Default DefaultMaxPendingPerSource.
+	MaxPendingPerSource int
+
+	// FirstFrameTimeout (first_frame_timeout) bounds accept to the first
+	// complete context token (capped by HandshakeTimeout). Default
+	// DefaultFirstFrameTimeout.
+	FirstFrameTimeout time.Duration
 
 	// IdleTimeout (idle_timeout) closes an established session idle this
 	// long. Zero means DefaultIdleTimeout; NoIdleTimeout (the file's 0)
@@ -290,9 +319,10 @@ type Config struct {
 	// no bindings are required. Not secret, but logged as a length only.
 	ChannelBindings string
 
-	// AllowUnauthenticated (allow_unauthenticated) serves clients that open
-	// with the gss-sample NOOP flag instead of a context (MIT gss-client
-	// -na). Default false: they are refused.
+	// AllowUnauthenticated (allow_unauthenticated) must be false, the
+	// default: clients that open with the gss-sample NOOP flag instead of
+	// a context (MIT gss-client -na) are always refused. The key parses
+	// so that files saying false keep working; Validate rejects true.
 	AllowUnauthenticated bool
 
 	// Backend (backend) is the service behind the workers: BackendSample
@@ -368,6 +398,9 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.WorkerAckTimeout, DefaultWorkerAckTimeout)
 	setDefault(&c.HandshakeTimeout, DefaultHandshakeTimeout)
 	setDefault(&c.MaxHandshakes, DefaultMaxHandshakes)
+	setDefault(&c.MaxPendingConnections, DefaultMaxPendingConnections)
+	setDefault(&c.MaxPendingPerSource, DefaultMaxPendingPerSource)
+	setDefault(&c.FirstFrameTimeout, DefaultFirstFrameTimeout)
 	setDefault(&c.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&c.MaxTokenSize, DefaultMaxTokenSize)
 	setDefault(&c.MaxMessageSize, DefaultMaxMessageSize)

@@ -59,6 +59,9 @@ func TestDefaults(t *testing.T) {
 		WorkerAckTimeout:        DefaultWorkerAckTimeout,
 		HandshakeTimeout:        DefaultHandshakeTimeout,
 		MaxHandshakes:           DefaultMaxHandshakes,
+		MaxPendingConnections:   DefaultMaxPendingConnections,
+		MaxPendingPerSource:     DefaultMaxPendingPerSource,
+		FirstFrameTimeout:       DefaultFirstFrameTimeout,
 		IdleTimeout:             DefaultIdleTimeout,
 		MaxTokenSize:            DefaultMaxTokenSize,
 		MaxMessageSize:          DefaultMaxMessageSize,
@@ -160,6 +163,9 @@ func TestParseFullFile(t *testing.T) {
 		WorkerAckTimeout:        5 * time.Second,
 		HandshakeTimeout:        3 * time.Second,
 		MaxHandshakes:           64,
+		MaxPendingConnections:   10000,
+		MaxPendingPerSource:     16,
+		FirstFrameTimeout:       1500 * time.Millisecond,
 		IdleTimeout:             NoIdleTimeout,
 		MaxTokenSize:            32 << 10,
 		MaxMessageSize:          4 << 20,
@@ -169,7 +175,6 @@ func TestParseFullFile(t *testing.T) {
 		ShutdownTimeout:         45 * time.Second,
 		AllowDelegation:         true,
 		ChannelBindings:         "tls-server-end-point:abc",
-		AllowUnauthenticated:    true,
 		Backend:                 "tcp:127.0.0.1:6379",
 		BackendProxyProtocol:    "v2",
 		BackendConnectTimeout:   2 * time.Second,
@@ -191,7 +196,7 @@ func TestParseFullFile(t *testing.T) {
 		if _, ok := c.origin.lines[k.name]; !ok {
 			t.Errorf("testdata/full.yaml does not set %s", k.name)
 		}
-		if reflect.DeepEqual(k.get(c), k.get(def)) {
+		if reflect.DeepEqual(k.get(c), k.get(def)) && k.name != "allow_unauthenticated" { // only false is valid
 			t.Errorf("testdata/full.yaml sets %s to its default", k.name)
 		}
 	}
@@ -366,6 +371,11 @@ func TestInvalidValues(t *testing.T) {
 		{"handshake_timeout huge", "handshake_timeout: 1h", "handshake_timeout", "between 100ms and 10m0s"},
 		{"max_handshakes zero", "max_handshakes: 0", "max_handshakes", "between 1 and 65536"},
 		{"max_handshakes huge", "max_handshakes: 65537", "max_handshakes", "between 1 and 65536"},
+		{"max_pending_connections zero", "max_pending_connections: 0", "max_pending_connections", "between 1 and 1048576"},
+		{"max_pending_connections huge", "max_pending_connections: 2_000_000", "max_pending_connections", "between 1 and 1048576"},
+		{"max_pending_per_source zero", "max_pending_per_source: 0", "max_pending_per_source", "between 1 and 1048576"},
+		{"first_frame_timeout zero", "first_frame_timeout: 0", "first_frame_timeout", "between 100ms and 10m0s"},
+		{"first_frame_timeout bare", "first_frame_timeout: 3", "first_frame_timeout", "has no unit"},
 		{"idle_timeout negative", "idle_timeout: -5m", "idle_timeout", "must not be negative"},
 		{"idle_timeout tiny", "idle_timeout: 10ms", "idle_timeout", "at least 1s"},
 		{"idle_timeout bare", "idle_timeout: 300", "idle_timeout", "has no unit"},
@@ -394,6 +404,7 @@ func TestInvalidValues(t *testing.T) {
 		{"channel_bindings number", "channel_bindings: 5", "channel_bindings", "quote it"},
 		{"channel_bindings too long", "channel_bindings: " + strings.Repeat("x", 64<<10+1), "channel_bindings", "more than 64KiB"},
 		{"allow_unauthenticated string", `allow_unauthenticated: "true"`, "allow_unauthenticated", "must be true or false"},
+		{"allow_unauthenticated true", "allow_unauthenticated: true", "allow_unauthenticated", "must be false: unauthenticated sessions are not supported"},
 		{"log_level unknown", "log_level: warning", "log_level", `must be one of debug, info, warn, error; got "warning" (did you mean "warn"?)`},
 		{"log_level case", "log_level: INFO", "log_level", `(did you mean "info"?)`},
 		{"log_level empty", `log_level: ""`, "log_level", "must be one of"},

@@ -25,6 +25,7 @@ const (
 	maxSessionsPerWorker     = 1 << 24 // also bounded by RLIMIT_NOFILE at run time
 	maxTotalSessions         = math.MaxInt32
 	maxHandshakes            = 1 << 16
+	maxPending               = 1 << 20 // each one a descriptor: RLIMIT_NOFILE bounds it too
 	minTokenSize             = 1 << 10
 	maxTokenSize             = 16 << 20
 	minMessageSize           = 1 << 10
@@ -251,6 +252,9 @@ func (v *validator) limits() {
 	c := v.c
 	v.durationRange("handshake_timeout", c.HandshakeTimeout, minTimeout, maxHandshakeTimeout)
 	v.intRange("max_handshakes", c.MaxHandshakes, 1, maxHandshakes)
+	v.intRange("max_pending_connections", c.MaxPendingConnections, 1, maxPending)
+	v.intRange("max_pending_per_source", c.MaxPendingPerSource, 1, maxPending)
+	v.durationRange("first_frame_timeout", c.FirstFrameTimeout, minTimeout, maxHandshakeTimeout)
 	if d := c.IdleTimeout; d >= 0 && d < minIdleTimeout {
 		v.fail("idle_timeout", "must be 0 (no idle timeout) or at least %s, got %s", minIdleTimeout, d)
 	}
@@ -260,6 +264,13 @@ func (v *validator) limits() {
 	v.intRange("replay_cache_size", c.ReplayCacheSize, 1, maxReplayCacheSize)
 	v.durationRange("import_deadline", c.ImportDeadline, minTimeout, maxImportDeadline)
 	v.durationRange("shutdown_timeout", c.ShutdownTimeout, minTimeout, maxShutdownTimeout)
+	if c.AllowUnauthenticated {
+		// A worker serves a session only through its security context
+		// (unwrap, MIC); there is nothing to serve an unauthenticated
+		// client with, so the key may only say so.
+		v.fail("allow_unauthenticated", "must be false: unauthenticated sessions are not supported "+
+			"(workers serve only sessions with an established security context)")
+	}
 	if n := len(c.ChannelBindings); n > maxChannelBindings {
 		v.fail("channel_bindings", "is %d bytes, more than %s", n, formatSize(maxChannelBindings))
 	}

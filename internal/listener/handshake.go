@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/gss-acceptor/gss-acceptor/internal/gss"
 	"github.com/gss-acceptor/gss-acceptor/internal/wire"
@@ -25,8 +26,13 @@ type handshakeState struct {
 	r     *wire.Reader
 	log   *zap.Logger
 	start time.Time
-	v1    bool        // the client uses the old framing without flag bytes
-	first *wire.Frame // a v1 client's first frame: already the context token
+	entry *pendingEntry // in the pre-authentication table until established
+	v1    bool          // the client uses the old framing without flag bytes
+	first *wire.Frame   // the first context token, read while waiting
+
+	deadline      time.Time // of the whole handshake
+	firstDeadline time.Time // of the first context token (<= deadline)
+	waiting       bool      // still before the first context token
 
 	ctx     *gss.Context
 	token   []byte // exported context
@@ -37,14 +43,16 @@ type handshakeState struct {
 // handle runs one connection from accept to handoff. It always closes conn:
 // after a failure at once, after a handoff once the worker has acknowledged
 // it (the worker holds its own descriptor by then).
-func (s *Server) handle(conn net.Conn) {
+func (s *Server) handle(conn net.Conn, e *pendingEntry) {
 	hs := &handshakeState{
 		s:     s,
 		conn:  conn,
+		entry: e,
 		start: time.Now(),
 		log:   s.log.With(zap.Uint64("conn", s.nextConn.Add(1)), zap.String("peer", conn.RemoteAddr().String())),
 	}
 	defer conn.Close()
+	defer s.pending.leave(e)
 	defer func() {
 		if p := recover(); p != nil {
 			// Last line of defence: a bug on this path costs one connection.
@@ -59,7 +67,13 @@ func (s *Server) handle(conn net.Conn) {
 func (hs *handshakeState) run() {
 	s := hs.s
 	deadline := hs.start.Add(s.cfg.HandshakeTimeout)
-	if err := hs.conn.SetDeadline(deadline); err != nil {
+	hs.deadline = deadline
+	hs.firstDeadline = hs.start.Add(s.cfg.FirstFrameTimeout)
+	if hs.firstDeadline.After(deadline) {
+		hs.firstDeadline = deadline
+	}
+	hs.waiting = true
+	if err := hs.conn.SetDeadline(hs.firstDeadline); err != nil {
 		hs.fail(ResultSocketError, err)
 		return
 	}
@@ -69,19 +83,31 @@ func (hs *handshakeState) run() {
 	// the descriptor to the worker.
 	hs.r = wire.NewReader(hs.conn, readBufferSize)
 
-	if err := hs.readHello(); err != nil {
+	if err := hs.readFirst(); err != nil {
 		hs.fail(hs.result, err)
+		return
+	}
+	// The first context token is here: from now on the connection is
+	// never evicted, and it has the rest of the handshake deadline.
+	hs.waiting = false
+	if ev := s.pending.ready(hs.entry); ev != "" {
+		hs.fail(ev, errors.New("closed by the pre-authentication limits"))
+		return
+	}
+	if err := hs.conn.SetDeadline(deadline); err != nil {
+		hs.fail(ResultSocketError, err)
 		return
 	}
 	if err := hs.establish(); err != nil {
 		hs.fail(hs.result, err)
 		return
 	}
+	s.pending.leave(hs.entry) // authenticated
 	handshakeDone := time.Now()
 	clientName, serviceName := hs.ctx.InitiatorName(), hs.ctx.AcceptorName()
 	enctype, flags := hs.ctx.Enctype(), hs.ctx.Flags()
 	if err := hs.export(); err != nil {
-		hs.fail(ResultExportFailed, err)
+		hs.fail(hs.result, err)
 		return
 	}
 	readAhead := hs.r.Buffered()
@@ -112,6 +138,24 @@ func (hs *handshakeState) run() {
 		zap.Duration("handoff", handoffDur),
 	)
 	s.outcome(Outcome{Result: ResultOK, Handshake: handshakeDone.Sub(hs.start), Handoff: handoffDur})
+}
+
+// readFirst reads up to and including the first context token, within
+// the first-frame deadline: the opener and the token, or a v1 client's
+// first frame, which is already its token.
+func (hs *handshakeState) readFirst() error {
+	if err := hs.readHello(); err != nil {
+		return err
+	}
+	if hs.first != nil {
+		return nil
+	}
+	f, err := hs.r.ReadFrame(hs.s.cfg.MaxTokenSize)
+	if err != nil {
+		return hs.readErr("reading context token", err)
+	}
+	hs.first = &f
+	return nil
 }
 
 // readHello reads the session opener: NOOP|CONTEXT_NEXT for an
@@ -163,7 +207,11 @@ func (hs *handshakeState) establish() error {
 			hs.result = ResultBadFrame
 			return fmt.Errorf("expected a context token, got flags %#02x", f.Flags)
 		}
+		if err := hs.acquire(); err != nil {
+			return err
+		}
 		ctx, out, err := h.Step(f.Body)
+		hs.release()
 		if len(out) > 0 {
 			// The reply token (AP-REP, NegTokenResp), or an error token
 			// telling the client why: MIT's gss-server sends that too
@@ -195,11 +243,41 @@ func (hs *handshakeState) contextFlags() byte {
 	return wire.FlagContext
 }
 
+// acquire takes a handshake slot (MaxHandshakes) for a step of CPU work,
+// waiting for one until the handshake deadline.
+func (hs *handshakeState) acquire() error {
+	select {
+	case hs.s.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	t := time.NewTimer(time.Until(hs.deadline))
+	defer t.Stop()
+	select {
+	case hs.s.slots <- struct{}{}:
+		return nil
+	case <-t.C:
+		hs.result = ResultHandshakeLimit
+		return fmt.Errorf("no handshake slot free before the deadline (max_handshakes %d)", hs.s.cfg.MaxHandshakes)
+	case <-hs.s.kill:
+		hs.result = ResultError
+		return errors.New("server closed while waiting for a handshake slot")
+	}
+}
+
+func (hs *handshakeState) release() { <-hs.s.slots }
+
 // export seals the context for a worker; the listener's copy is destroyed.
 func (hs *handshakeState) export() error {
+	if err := hs.acquire(); err != nil {
+		hs.ctx.Delete()
+		return err
+	}
 	tok, err := hs.ctx.ExportWith(hs.s.cfg.SealKey, gss.ExportOptions{ImportDeadline: hs.s.cfg.ImportDeadline})
+	hs.release()
 	if err != nil {
 		hs.ctx.Delete()
+		hs.result = ResultExportFailed
 		return err
 	}
 	hs.token = tok
@@ -217,12 +295,19 @@ func (hs *handshakeState) handoff(ctx context.Context, readAhead []byte) (Handof
 	if err != nil {
 		return HandoffResult{}, err
 	}
-	var fd int
-	if err := raw.Control(func(f uintptr) { fd = int(f) }); err != nil {
-		return HandoffResult{}, err
+	// The descriptor number is only ours inside Control: Close (Shutdown,
+	// Server.Close) may close hs.conn concurrently, and the number could
+	// then name another connection's socket by the time it is sent. So
+	// Control dups it (close-on-exec), and this function owns the dup
+	// until Handoff, which may send it more than once, has returned.
+	fd, derr := -1, error(nil)
+	if err := raw.Control(func(f uintptr) { fd, derr = unix.FcntlInt(f, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return HandoffResult{}, fmt.Errorf("listener: socket for handoff: %w", err)
 	}
-	// fd stays valid until hs.conn is closed, which happens only after
-	// Handoff returned.
+	if derr != nil {
+		return HandoffResult{}, fmt.Errorf("listener: duplicating socket for handoff: %w", derr)
+	}
+	defer unix.Close(fd)
 	return hs.s.cfg.Dispatcher.Handoff(ctx, fd, hs.token, readAhead)
 }
 
@@ -232,6 +317,8 @@ func (hs *handshakeState) readErr(what string, err error) error {
 	switch {
 	case errors.As(err, &tl):
 		hs.result = ResultTooLarge
+	case errors.Is(err, os.ErrDeadlineExceeded) && hs.waiting && hs.firstDeadline.Before(hs.deadline):
+		hs.result = ResultFirstFrameTimeout
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		hs.result = ResultTimeout
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
@@ -247,7 +334,20 @@ func (hs *handshakeState) fail(result Result, err error) {
 	if result == "" {
 		result = ResultError
 	}
+	// A connection the pre-authentication table closed fails its read;
+	// the table knows why.
+	if ev := hs.s.pending.leave(hs.entry); ev != "" {
+		result = ev
+	}
 	hs.s.failed.Add(1)
+	switch result {
+	case ResultPendingFull, ResultSourceLimit, ResultFirstFrameTimeout:
+		// Closes a flood makes by the thousand: one line per class per
+		// second, with a count, not one per connection.
+		hs.s.preauthClosed(result, hs.conn.RemoteAddr(), zap.Duration("first_frame_timeout", hs.s.cfg.FirstFrameTimeout))
+		hs.s.outcome(Outcome{Result: result, Handshake: time.Since(hs.start)})
+		return
+	}
 	fields := []zap.Field{
 		zap.String("result", string(result)),
 		zap.Duration("handshake", time.Since(hs.start)),

@@ -46,9 +46,20 @@ const (
 	// the session: it refused the context, every attempt failed, or the
 	// handshake deadline passed while waiting for a worker.
 	ResultHandoffFailed Result = "handoff_failed"
-	// ResultHandshakeLimit: max_handshakes connections were already in
-	// their handshake; the new one was closed at once, unread.
+	// ResultHandshakeLimit: the connection's context token waited for one
+	// of the max_handshakes slots of CPU work until the handshake deadline.
 	ResultHandshakeLimit Result = "handshake_limit"
+	// ResultPendingFull: max_pending_connections pre-authentication
+	// connections were open. The connection was the oldest one still
+	// waiting for its first context token and was closed to make room for
+	// a newcomer, or (none waiting) it was the newcomer, closed unread.
+	ResultPendingFull Result = "pending_full"
+	// ResultSourceLimit: the same for max_pending_per_source, counted per
+	// client IP address.
+	ResultSourceLimit Result = "source_limit"
+	// ResultFirstFrameTimeout: the first context token had not fully
+	// arrived within first_frame_timeout of accept.
+	ResultFirstFrameTimeout Result = "first_frame_timeout"
 	// ResultInternalError: the handshake panicked (a bug); only that
 	// connection was lost.
 	ResultInternalError Result = "internal_error"
@@ -74,6 +85,9 @@ func Results() []Result {
 		ResultExportFailed,
 		ResultHandoffFailed,
 		ResultHandshakeLimit,
+		ResultPendingFull,
+		ResultSourceLimit,
+		ResultFirstFrameTimeout,
 		ResultInternalError,
 		ResultError,
 	}

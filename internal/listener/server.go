@@ -16,15 +16,22 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/gss-acceptor/gss-acceptor/internal/gss"
 )
 
 // Server defaults.
 const (
-	DefaultHandshakeTimeout = 10 * time.Second
-	DefaultMaxHandshakes    = 256
-	DefaultMaxTokenSize     = 64 << 10
+	DefaultHandshakeTimeout    = 10 * time.Second
+	DefaultMaxHandshakes       = 256
+	DefaultMaxTokenSize        = 64 << 10
+	DefaultMaxPending          = 4096
+	DefaultMaxPendingPerSource = 64
+	DefaultFirstFrameTimeout   = 3 * time.Second
+	// preauthLogInterval spaces the log lines of one class of
+	// pre-authentication closes (evictions, first-frame timeouts).
+	preauthLogInterval = time.Second
 	// readBufferSize bounds what the handshake reads ahead of the context
 	// token; whatever it read past the token travels with the handoff. An
 	// AP-REQ is about 1 KiB (larger tokens are read straight into their
@@ -65,9 +72,22 @@ type Config struct {
 	Dispatcher Dispatcher
 
 	HandshakeTimeout time.Duration // whole handshake incl. handoff; 0: DefaultHandshakeTimeout
-	MaxHandshakes    int           // concurrent handshakes; 0: DefaultMaxHandshakes
-	MaxTokenSize     int           // context token cap; 0: DefaultMaxTokenSize
-	ImportDeadline   time.Duration // how long a worker may take to import; 0: gss default
+	// MaxHandshakes bounds handshakes doing CPU work at once (a context
+	// token step, an export); a connection waiting for bytes never holds
+	// one of these slots. 0: DefaultMaxHandshakes.
+	MaxHandshakes int
+	// MaxPending bounds pre-authentication connections (accepted, no
+	// context yet); when full, the oldest one still waiting for its first
+	// context token is closed to make room. 0: DefaultMaxPending.
+	MaxPending int
+	// MaxPendingPerSource bounds them per client IP address, evicting the
+	// source's oldest waiting one. 0: DefaultMaxPendingPerSource.
+	MaxPendingPerSource int
+	// FirstFrameTimeout bounds accept to a complete first context token
+	// (capped by HandshakeTimeout). 0: DefaultFirstFrameTimeout.
+	FirstFrameTimeout time.Duration
+	MaxTokenSize      int           // context token cap; 0: DefaultMaxTokenSize
+	ImportDeadline    time.Duration // how long a worker may take to import; 0: gss default
 
 	Logger *zap.Logger
 	// OnOutcome, if set, is called once per connection with its outcome
@@ -89,7 +109,14 @@ type Server struct {
 	cfg      Config
 	log      *zap.Logger
 	acceptor atomic.Pointer[gss.Acceptor]
-	slots    chan struct{} // handshake semaphore
+	slots    chan struct{} // semaphore of handshakes doing CPU work
+	pending  *pendingTable // pre-authentication connections
+	closes   *closeLimiter // log lines of pre-authentication closes
+
+	// kill is closed when the connections in handshake are closed
+	// (Close, or Shutdown past its context), ending waits for a slot.
+	kill     chan struct{}
+	killOnce sync.Once
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -109,6 +136,13 @@ type Server struct {
 
 	// Counters for STATUS lines.
 	accepted, established, failed atomic.Uint64
+	acceptErrors, shedConns       atomic.Uint64
+
+	// reserve is a descriptor held open so that, when accept fails for
+	// want of descriptors, one can be freed to take a connection off the
+	// backlog and close it (-1: none).
+	reserveMu sync.Mutex
+	reserve   int
 }
 
 // NewServer validates cfg and returns a Server.
@@ -125,6 +159,15 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.MaxTokenSize <= 0 {
 		cfg.MaxTokenSize = DefaultMaxTokenSize
 	}
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = DefaultMaxPending
+	}
+	if cfg.MaxPendingPerSource <= 0 {
+		cfg.MaxPendingPerSource = DefaultMaxPendingPerSource
+	}
+	if cfg.FirstFrameTimeout <= 0 {
+		cfg.FirstFrameTimeout = DefaultFirstFrameTimeout
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
@@ -132,6 +175,10 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg:       cfg,
 		log:       cfg.Logger,
 		slots:     make(chan struct{}, cfg.MaxHandshakes),
+		pending:   newPendingTable(cfg.MaxPending, cfg.MaxPendingPerSource),
+		closes:    newCloseLimiter(preauthLogInterval),
+		kill:      make(chan struct{}),
+		reserve:   openReserve(),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[net.Conn]struct{}),
 	}
@@ -148,10 +195,18 @@ func (s *Server) SetAcceptor(a *gss.Acceptor) { s.acceptor.Store(a) }
 // Heartbeat returns when the accept loop last showed it was alive.
 func (s *Server) Heartbeat() time.Time { return time.Unix(0, s.heartbeat.Load()) }
 
-// Stats returns connection counters since start.
+// Stats returns connection counters since start, and the connections
+// between accept and the end of their handoff.
 func (s *Server) Stats() (accepted, established, failed uint64, handshaking int) {
-	return s.accepted.Load(), s.established.Load(), s.failed.Load(), len(s.slots)
+	s.mu.Lock()
+	handshaking = len(s.conns)
+	s.mu.Unlock()
+	return s.accepted.Load(), s.established.Load(), s.failed.Load(), handshaking
 }
+
+// Pending returns the pre-authentication connections: accepted, no
+// context established yet (bounded by MaxPending).
+func (s *Server) Pending() int { return s.pending.len() }
 
 // Serve accepts connections on ln until Shutdown or Close, and always
 // returns a non-nil error: ErrServerClosed after a shutdown.
@@ -192,8 +247,12 @@ func (s *Server) Serve(ln net.Listener) error {
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || isTemporaryAcceptError(err) {
-				// fd exhaustion and friends: back off like net/http, 5 ms
-				// doubling to 1 s, and keep serving.
+				s.acceptErrors.Add(1)
+				if isFDExhaustion(err) {
+					s.relieveFDs(ln)
+				}
+				// Back off like net/http, 5 ms doubling to 1 s, and keep
+				// serving: never spin on an error that repeats.
 				backoff = max(5*time.Millisecond, min(2*backoff, time.Second))
 				s.log.Warn("accept failed; backing off", zap.Error(err), zap.Duration("backoff", backoff))
 				time.Sleep(backoff)
@@ -203,30 +262,29 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		backoff = 0
 		s.accepted.Add(1)
-		select {
-		case s.slots <- struct{}{}:
-		default:
-			// MaxStartups-like: too many unauthenticated handshakes in
-			// flight. Close at once rather than let the backlog of
-			// half-open sessions grow without bound.
+		// Pre-authentication limits (ARCHITECTURE.md §7): room is made
+		// by closing the oldest connection still waiting for its first
+		// context token; each victim's own goroutine reports it.
+		e, refused, victims := s.pending.admit(conn)
+		for _, v := range victims {
+			v.conn.Close()
+		}
+		if e == nil {
 			s.failed.Add(1)
-			s.log.Warn("too many concurrent handshakes; connection closed",
-				zap.String("result", string(ResultHandshakeLimit)),
-				zap.String("peer", conn.RemoteAddr().String()), zap.Int("max_handshakes", s.cfg.MaxHandshakes))
-			s.outcome(Outcome{Result: ResultHandshakeLimit})
+			s.preauthClosed(refused, conn.RemoteAddr())
+			s.outcome(Outcome{Result: refused})
 			conn.Close()
 			continue
 		}
 		if !s.track(conn) {
-			<-s.slots
+			s.pending.leave(e)
 			conn.Close()
 			return ErrServerClosed
 		}
 		go func() {
 			defer s.inflight.Done()
-			defer func() { <-s.slots }()
 			defer s.untrack(conn)
-			s.handle(conn)
+			s.handle(conn, e)
 		}()
 	}
 }
@@ -260,6 +318,80 @@ func (s *Server) beat(ctx context.Context) {
 			s.heartbeat.Store(time.Now().UnixNano())
 		}
 	}
+}
+
+func isFDExhaustion(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
+}
+
+// relieveFDs makes room after accept failed for want of descriptors: it
+// closes the oldest connection still waiting for its first context token
+// (the descriptors an idle flood holds are the ones to give back), or, if
+// none is waiting, uses the reserve descriptor to take one connection off
+// the backlog and close it, so that clients are refused rather than left
+// hanging in a backlog the loop cannot drain.
+func (s *Server) relieveFDs(ln net.Listener) {
+	if v := s.pending.evictOldest(ResultPendingFull); v != nil {
+		v.conn.Close()
+		return
+	}
+	if s.shed(ln) {
+		s.shedConns.Add(1)
+		if n := s.closes.note("shed", time.Now()); n > 0 {
+			s.log.Warn("out of descriptors; connection closed unread",
+				zap.Int("count", n), zap.Stringer("listener", ln.Addr()))
+		}
+	}
+}
+
+// shed closes the reserve descriptor, accepts one connection with the
+// number it frees and closes it, then takes the reserve again. It reports
+// whether a connection was shed. Only listeners with a descriptor
+// (TCP, Unix) can shed.
+func (s *Server) shed(ln net.Listener) bool {
+	sc, ok := ln.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	s.reserveMu.Lock()
+	defer s.reserveMu.Unlock()
+	if s.reserve >= 0 {
+		unix.Close(s.reserve)
+		s.reserve = -1
+	}
+	shed := false
+	// The listening socket is non-blocking: with an empty backlog this
+	// returns EAGAIN at once.
+	raw.Control(func(fd uintptr) {
+		if nfd, _, err := unix.Accept4(int(fd), unix.SOCK_CLOEXEC); err == nil {
+			unix.Close(nfd)
+			shed = true
+		}
+	})
+	s.reserve = openReserve()
+	return shed
+}
+
+// openReserve opens the descriptor kept for shedding; -1 if it cannot
+// (then shedding waits until one frees).
+func openReserve() int {
+	fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1
+	}
+	return fd
+}
+
+// AcceptErrors returns how many times accept failed with a temporary
+// error (descriptor exhaustion, aborted connections), and how many
+// connections were closed unread to drain the backlog when descriptors
+// ran out.
+func (s *Server) AcceptErrors() (errors, shed uint64) {
+	return s.acceptErrors.Load(), s.shedConns.Load()
 }
 
 func isTemporaryAcceptError(err error) bool {
@@ -326,6 +458,12 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) closeListeners() {
+	s.reserveMu.Lock()
+	if s.reserve >= 0 {
+		unix.Close(s.reserve)
+		s.reserve = -1
+	}
+	s.reserveMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
@@ -336,6 +474,7 @@ func (s *Server) closeListeners() {
 }
 
 func (s *Server) closeConns() {
+	s.killOnce.Do(func() { close(s.kill) })
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"syscall"
 	"testing"
@@ -56,6 +57,8 @@ type recordingDispatcher struct {
 	handed  []handed
 	full    bool
 	changed chan struct{}
+	// onHandoff, if set, runs first in each Handoff with its descriptor.
+	onHandoff func(fd int)
 }
 
 type handed struct {
@@ -69,6 +72,9 @@ func newRecordingDispatcher() *recordingDispatcher {
 }
 
 func (d *recordingDispatcher) Handoff(_ context.Context, fd int, token, readAhead []byte) (HandoffResult, error) {
+	if d.onHandoff != nil {
+		d.onHandoff(fd)
+	}
 	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
 	if err != nil {
 		return HandoffResult{}, err
@@ -282,43 +288,154 @@ func TestServerHandshakeOutcomes(t *testing.T) {
 	}
 }
 
-// Over MaxHandshakes a connection is closed at once with a log line; a
-// slot that frees up serves again.
-func TestServerHandshakeLimit(t *testing.T) {
+// Connections that send nothing hold no handshake slot: with every slot's
+// worth of them open, a client that sends its token is served (issue #11:
+// 256 silent connections denied all service).
+func TestServerSilentConnectionsHoldNoSlot(t *testing.T) {
 	checkLeaks(t)
 	k := newKerberos(t)
 	ts := startServer(t, k, Config{MaxHandshakes: 2, HandshakeTimeout: 10 * time.Second}, nil)
-	var holders []net.Conn
-	for range 2 {
-		holders = append(holders, ts.dial(t))
+	for range 5 {
+		ts.dial(t)
 	}
-	if !ts.waitHandshaking(2) {
-		t.Fatal("the two silent connections never took the handshake slots")
-	}
-	for i := range 5 {
-		c := ts.dial(t)
-		start := time.Now()
-		readUntilClosed(t, c, 2*time.Second)
-		c.Close()
-		if d := time.Since(start); d > time.Second {
-			t.Errorf("excess connection %d closed after %v", i, d)
-		}
-		if o := ts.outcome(t); o.Result != "handshake_limit" {
-			t.Errorf("outcome %q, want handshake_limit", o.Result)
-		}
-	}
-	lines := ts.logs.FilterMessage("too many concurrent handshakes; connection closed").All()
-	if len(lines) != 5 || lines[0].ContextMap()["result"] != "handshake_limit" {
-		t.Errorf("%d handshake_limit log lines (%v), want 5", len(lines), lines)
-	}
-	holders[0].Close()
-	if o := ts.outcome(t); o.Result != "client_closed" {
-		t.Errorf("holder outcome %q", o.Result)
+	if !ts.waitHandshaking(5) {
+		t.Fatal("the silent connections were not all accepted")
 	}
 	c := ts.dial(t)
 	c.Write(k.handshake(t))
-	if o := ts.outcome(t); o.Result != "ok" {
-		t.Errorf("outcome %q after a slot freed, want ok", o.Result)
+	if o := ts.outcome(t); o.Result != ResultOK {
+		t.Errorf("outcome %q with 5 silent connections open, want ok", o.Result)
+	}
+}
+
+// A context token waits for a free slot of CPU work until the handshake
+// deadline, then ends with handshake_limit; once a slot is free it is
+// served.
+func TestServerHandshakeLimit(t *testing.T) {
+	checkLeaks(t)
+	k := newKerberos(t)
+	ts := startServer(t, k, Config{MaxHandshakes: 1, HandshakeTimeout: 500 * time.Millisecond}, nil)
+	ts.s.slots <- struct{}{} // the only slot, busy
+	c := ts.dial(t)
+	start := time.Now()
+	c.Write(k.handshake(t))
+	readUntilClosed(t, c, 5*time.Second)
+	if o := ts.outcome(t); o.Result != ResultHandshakeLimit {
+		t.Errorf("outcome %q, want handshake_limit", o.Result)
+	}
+	if d := time.Since(start); d < 400*time.Millisecond {
+		t.Errorf("closed after %v, before the handshake deadline", d)
+	}
+	<-ts.s.slots
+	c = ts.dial(t)
+	c.Write(k.handshake(t))
+	if o := ts.outcome(t); o.Result != ResultOK {
+		t.Errorf("outcome %q after the slot freed, want ok", o.Result)
+	}
+}
+
+// dialFrom connects from a loopback source address (127.0.0.0/8 is all
+// local on Linux).
+func (ts *testServer) dialFrom(t *testing.T, ip string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	c, err := d.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func (ts *testServer) waitPending(n int) bool {
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if ts.s.Pending() == n {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
+// A full pre-authentication table closes its oldest waiting connection to
+// make room, so a newcomer is served; under a run of evictions the log
+// has one line per class per second.
+func TestServerPendingEvictsOldest(t *testing.T) {
+	checkLeaks(t)
+	k := newKerberos(t)
+	ts := startServer(t, k, Config{MaxPending: 3, HandshakeTimeout: 10 * time.Second}, nil)
+	var idle []net.Conn
+	for range 3 {
+		idle = append(idle, ts.dial(t))
+		if !ts.waitPending(len(idle)) {
+			t.Fatalf("%d pending, want %d", ts.s.Pending(), len(idle))
+		}
+	}
+	c := ts.dial(t)
+	c.Write(k.handshake(t))
+	readUntilClosed(t, idle[0], 2*time.Second)
+	got := map[Result]int{}
+	for range 2 {
+		got[ts.outcome(t).Result]++
+	}
+	if got[ResultPendingFull] != 1 || got[ResultOK] != 1 {
+		t.Errorf("outcomes %v, want one pending_full (the oldest) and one ok", got)
+	}
+	// The served connection left the table; fill it again, then five
+	// more newcomers each evict the oldest waiting connection.
+	if !ts.waitPending(2) {
+		t.Fatalf("%d pending after the handoff, want 2", ts.s.Pending())
+	}
+	queue := append(idle[1:], ts.dial(t))
+	if !ts.waitPending(3) {
+		t.Fatalf("%d pending, want 3", ts.s.Pending())
+	}
+	for range 5 {
+		n := ts.dial(t)
+		readUntilClosed(t, queue[0], 2*time.Second)
+		queue = append(queue[1:], n)
+		if o := ts.outcome(t); o.Result != ResultPendingFull {
+			t.Errorf("outcome %q, want pending_full", o.Result)
+		}
+	}
+	lines := ts.logs.FilterMessage("pre-authentication connections closed").All()
+	if len(lines) != 1 || lines[0].ContextMap()["result"] != string(ResultPendingFull) {
+		t.Errorf("log lines %v, want one pending_full line for 6 evictions within a second", lines)
+	}
+}
+
+// The descriptor a Dispatcher gets stays the client's socket for the
+// whole Handoff, even when Close or an expired Shutdown closes the
+// connection meanwhile and new sockets take the freed descriptor numbers
+// (finding 5 of issue #11: a raw fd number used after Control returned).
+func TestServerHandoffDescriptorSurvivesClose(t *testing.T) {
+	checkLeaks(t)
+	k := newKerberos(t)
+	ts := startServer(t, k, Config{}, nil)
+	var peer unix.Sockaddr
+	var peerErr error
+	ts.disp.onHandoff = func(fd int) {
+		// What Close does to connections in handshake, while this
+		// handoff is in progress; then sockets that reuse numbers.
+		ts.s.closeConns()
+		for range 4 {
+			if s, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0); err == nil {
+				defer unix.Close(s)
+			}
+		}
+		peer, peerErr = unix.Getpeername(fd)
+	}
+	c := ts.dial(t)
+	c.Write(k.handshake(t))
+	o := ts.outcome(t)
+	local := c.LocalAddr().(*net.TCPAddr)
+	sa, ok := peer.(*unix.SockaddrInet4)
+	if peerErr != nil || !ok || sa.Port != local.Port {
+		t.Errorf("handed-off descriptor's peer %#v (%v), want the client %v", peer, peerErr, local)
+	}
+	if o.Result != ResultOK {
+		t.Errorf("outcome %q, want ok", o.Result)
 	}
 }
 
@@ -339,6 +456,86 @@ func (l *flakyListener) Accept() (net.Conn, error) {
 	}
 	l.mu.Unlock()
 	return l.Listener.Accept()
+}
+
+func (l *flakyListener) inject(err error) {
+	l.mu.Lock()
+	l.errs = append(l.errs, err)
+	l.mu.Unlock()
+}
+
+// When accept fails for want of descriptors, the oldest connection still
+// waiting for its first token gives its descriptor back (issue #11: the
+// accept loop keeps going under EMFILE).
+func TestServerEMFILEEvictsIdle(t *testing.T) {
+	checkLeaks(t)
+	k := newKerberos(t)
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &flakyListener{Listener: inner}
+	ts := startServer(t, k, Config{HandshakeTimeout: 10 * time.Second}, ln)
+	idle := ts.dial(t)
+	if !ts.waitPending(1) {
+		t.Fatal("the idle connection was not accepted")
+	}
+	ln.inject(&net.OpError{Op: "accept", Err: syscall.EMFILE})
+	c := ts.dial(t) // returns the Accept in progress; the next one fails
+	readUntilClosed(t, idle, 2*time.Second)
+	if o := ts.outcome(t); o.Result != ResultPendingFull {
+		t.Errorf("idle connection's outcome %q, want pending_full", o.Result)
+	}
+	c.Write(k.handshake(t))
+	if o := ts.outcome(t); o.Result != ResultOK {
+		t.Errorf("outcome %q, want ok", o.Result)
+	}
+	if errs, _ := ts.s.AcceptErrors(); errs != 1 {
+		t.Errorf("%d accept errors counted, want 1", errs)
+	}
+}
+
+// With no idle connection to close, the reserve descriptor takes one
+// connection off the backlog and closes it, and is taken again; with an
+// empty backlog shed returns at once.
+func TestServerShedWithReserve(t *testing.T) {
+	k := newKerberos(t)
+	seal, err := gss.GenerateSealKey(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewServer(Config{Acceptor: k.acceptor, SealKey: seal, Dispatcher: newRecordingDispatcher()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if s.reserve < 0 {
+		t.Fatal("no reserve descriptor")
+	}
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if !s.shed(ln) {
+		t.Fatal("nothing shed with a connection in the backlog")
+	}
+	readUntilClosed(t, c, 2*time.Second)
+	if s.reserve < 0 {
+		t.Error("reserve descriptor not taken again")
+	}
+	start := time.Now()
+	if s.shed(ln) {
+		t.Error("shed a connection from an empty backlog")
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("shed with an empty backlog took %v", d)
+	}
 }
 
 // Temporary accept errors (fd exhaustion) back off, doubling from 5 ms,
@@ -441,4 +638,93 @@ func TestServerShutdown(t *testing.T) {
 func checkLeaks(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+}
+
+// A source address at max_pending_per_source loses its own oldest waiting
+// connection to its newcomer; other sources are not touched.
+func TestServerPendingPerSource(t *testing.T) {
+	checkLeaks(t)
+	k := newKerberos(t)
+	ts := startServer(t, k, Config{MaxPendingPerSource: 2, HandshakeTimeout: 10 * time.Second}, nil)
+	other := ts.dialFrom(t, "127.0.0.1")
+	a := ts.dialFrom(t, "127.0.0.2")
+	ts.dialFrom(t, "127.0.0.2")
+	if !ts.waitPending(3) {
+		t.Fatalf("%d pending, want 3", ts.s.Pending())
+	}
+	ts.dialFrom(t, "127.0.0.2")
+	readUntilClosed(t, a, 2*time.Second)
+	if o := ts.outcome(t); o.Result != ResultSourceLimit {
+		t.Errorf("outcome %q, want source_limit", o.Result)
+	}
+	if !ts.waitPending(3) || ts.s.pending.sourceCount(netip.MustParseAddr("127.0.0.2")) != 2 {
+		t.Errorf("%d pending, %d from 127.0.0.2; want 3 and 2", ts.s.Pending(), ts.s.pending.sourceCount(netip.MustParseAddr("127.0.0.2")))
+	}
+	other.Write(k.handshake(t))
+	if o := ts.outcome(t); o.Result != ResultOK {
+		t.Errorf("the other source's outcome %q, want ok", o.Result)
+	}
+}
+
+// With no waiting connection to evict (every one has sent its token and
+// waits for CPU), a full table refuses the newcomer at once.
+func TestServerPendingFullRefusesNewcomer(t *testing.T) {
+	checkLeaks(t)
+	k := newKerberos(t)
+	ts := startServer(t, k, Config{MaxPending: 1, MaxHandshakes: 1, HandshakeTimeout: 10 * time.Second}, nil)
+	ts.s.slots <- struct{}{} // the only slot, busy
+	c := ts.dial(t)
+	c.Write(k.handshake(t))
+	// c's entry stops being idle once its token is read.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		ts.s.pending.mu.Lock()
+		idle := ts.s.pending.idle.Len()
+		ts.s.pending.mu.Unlock()
+		if idle == 0 && ts.s.Pending() == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the token never arrived")
+		}
+	}
+	n := ts.dial(t)
+	start := time.Now()
+	readUntilClosed(t, n, 2*time.Second)
+	if o := ts.outcome(t); o.Result != ResultPendingFull {
+		t.Errorf("newcomer outcome %q, want pending_full", o.Result)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("newcomer closed after %v, want at once", d)
+	}
+	<-ts.s.slots
+	if o := ts.outcome(t); o.Result != ResultOK {
+		t.Errorf("waiting token's outcome %q, want ok", o.Result)
+	}
+}
+
+// A connection whose first context token has not fully arrived within
+// FirstFrameTimeout is closed then, long before the handshake deadline:
+// silent, opener only, or a partial token.
+func TestServerFirstFrameTimeout(t *testing.T) {
+	checkLeaks(t)
+	k := newKerberos(t)
+	ts := startServer(t, k, Config{FirstFrameTimeout: 200 * time.Millisecond, HandshakeTimeout: 10 * time.Second}, nil)
+	opener := wire.AppendFrame(nil, wire.FlagNoop|wire.FlagContextNext, nil)
+	for _, send := range [][]byte{nil, opener, append(bytes.Clone(opener), wire.FlagContext, 0, 0, 4, 0, 0x60)} {
+		c := ts.dial(t)
+		c.Write(send)
+		start := time.Now()
+		readUntilClosed(t, c, 5*time.Second)
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("sent %x: closed after %v, want about 200ms", send, d)
+		}
+		if o := ts.outcome(t); o.Result != ResultFirstFrameTimeout {
+			t.Errorf("sent %x: outcome %q, want first_frame_timeout", send, o.Result)
+		}
+	}
+	c := ts.dial(t)
+	c.Write(k.handshake(t))
+	if o := ts.outcome(t); o.Result != ResultOK {
+		t.Errorf("outcome %q, want ok", o.Result)
+	}
 }

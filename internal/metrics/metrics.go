@@ -43,6 +43,9 @@ var initialResults = []listener.Result{
 	listener.ResultTooLarge,
 	listener.ResultHandoffFailed,
 	listener.ResultHandshakeLimit,
+	listener.ResultPendingFull,
+	listener.ResultSourceLimit,
+	listener.ResultFirstFrameTimeout,
 }
 
 // maxKRBCode bounds the krb_error label: RFC 4120 §7.5.9 codes are below
@@ -59,8 +62,11 @@ type Snapshot struct {
 	// "ack_timeout"), since start; every reason the pool knows, zero
 	// included, so that the series exist from the start.
 	WorkerKills          map[string]int
-	ReplayCacheEntries   int // authenticators held by the replay cache
-	HandshakesInProgress int // connections between accept and handoff
+	ReplayCacheEntries   int    // authenticators held by the replay cache
+	HandshakesInProgress int    // connections between accept and handoff
+	PendingConnections   int    // pre-authentication connections (accepted, no context yet)
+	AcceptErrors         uint64 // temporary accept failures (EMFILE, ENFILE, ECONNABORTED, ...)
+	ShedConnections      uint64 // connections closed unread to drain the backlog when out of descriptors
 }
 
 // Worker is one worker process in a Snapshot.
@@ -286,12 +292,18 @@ var (
 	replayDesc = prometheus.NewDesc(namespace+"_replay_cache_entries",
 		"Authenticators held by the replay cache (bounded by replay_cache_size).", nil, nil)
 	inProgressDesc = prometheus.NewDesc(namespace+"_handshakes_in_progress",
-		"Connections between accept and handoff (bounded by max_handshakes).", nil, nil)
+		"Connections between accept and the end of their handoff.", nil, nil)
+	pendingDesc = prometheus.NewDesc(namespace+"_pending_connections",
+		"Pre-authentication connections: accepted, no context established yet (bounded by max_pending_connections).", nil, nil)
+	acceptErrorsDesc = prometheus.NewDesc(namespace+"_accept_errors_total",
+		"Temporary accept failures (out of descriptors, aborted connections); each is followed by a back-off.", nil, nil)
+	shedDesc = prometheus.NewDesc(namespace+"_connections_shed_total",
+		"Connections taken off the backlog and closed unread with the reserve descriptor because descriptors ran out.", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{workersDesc, workersDesiredDesc, workerSessionsDesc, sessionsActiveDesc, restartsDesc, killsDesc, replayDesc, inProgressDesc} {
+	for _, d := range []*prometheus.Desc{workersDesc, workersDesiredDesc, workerSessionsDesc, sessionsActiveDesc, restartsDesc, killsDesc, replayDesc, inProgressDesc, pendingDesc, acceptErrorsDesc, shedDesc} {
 		ch <- d
 	}
 }
@@ -323,6 +335,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	constMetric(ch, replayDesc, prometheus.GaugeValue, s.ReplayCacheEntries)
 	constMetric(ch, inProgressDesc, prometheus.GaugeValue, s.HandshakesInProgress)
+	constMetric(ch, pendingDesc, prometheus.GaugeValue, s.PendingConnections)
+	constMetric(ch, acceptErrorsDesc, prometheus.CounterValue, int(s.AcceptErrors))
+	constMetric(ch, shedDesc, prometheus.CounterValue, int(s.ShedConnections))
 }
 
 // constMetric sends one scrape-time sample. The descriptors and label
