@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gss-acceptor/gss-acceptor/internal/gss"
 	"github.com/gss-acceptor/gss-acceptor/internal/handoff"
 )
@@ -42,10 +44,21 @@ const (
 	modeStallBeforeAck = "stall-before-ack"
 	// modeAckThenStall: ACK 0, then stop reading the channel for good.
 	modeAckThenStall = "ack-then-stall"
+	// modeAckThenExitQueued: wait until the parent has queued another
+	// message behind the HANDOFF, then report a session end, ACK 0 and
+	// exit 1 with that message unread.
+	// The kernel then reports ECONNRESET to the parent once, ahead of the
+	// ACK still queued for it.
+	modeAckThenExitQueued = "ack-then-exit-queued"
 )
 
 // faultyWorker is fakeWorker with the fault of one mode.
 func faultyWorker(mode string) int {
+	// A second descriptor for the channel, to see what is queued on it.
+	peek, err := unix.Dup(3)
+	if err != nil {
+		return handoff.ExitFatal
+	}
 	ch, err := handoff.FromFD(3)
 	if err != nil {
 		return handoff.ExitFatal
@@ -94,6 +107,16 @@ func faultyWorker(mode string) int {
 					for {
 						time.Sleep(time.Hour)
 					}
+				case modeAckThenExitQueued:
+					for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+						if n, err := unix.IoctlGetInt(peek, unix.SIOCINQ); err != nil || n > 0 {
+							break
+						}
+					}
+					ch.Send(&handoff.SessionEnd{ID: m.ID, Result: handoff.SessionOK, Load: 1, DurationUS: 1})
+					recordTaken(m.Token)
+					ch.Send(&handoff.Ack{ID: m.ID, Load: 1})
+					return 1
 				case modeAckThenStall:
 					recordTaken(m.Token)
 					ch.Send(&handoff.Ack{ID: m.ID, Load: 1})

@@ -259,3 +259,47 @@ func TestPoolSkipsWorkerWithBrokenChannel(t *testing.T) {
 		}
 	}
 }
+
+// A worker that exits with a HANDOFF still unread in its channel makes the
+// kernel report ECONNRESET to the pool once, ahead of the messages the
+// worker queued before it exited, its last ACK among them. The reader must
+// read on to the end: stopping at the reset lost that ACK, and the
+// acknowledged session was re-sent and taken by a second worker.
+func TestPoolReadsPastResetToLastAck(t *testing.T) {
+	// The first SESSION_END is slow to process, so that the worker has
+	// exited before the reader gets to the ACK behind it.
+	slow := make(chan struct{}, 1)
+	slow <- struct{}{}
+	fp := startFaultyPool(t, 1, modeAckThenExitQueued, func(c *PoolConfig) {
+		c.OnSessionEnd = func(SessionEnd) {
+			select {
+			case <-slow:
+				time.Sleep(300 * time.Millisecond)
+			default:
+			}
+		}
+	})
+	type outcome struct {
+		res listener.HandoffResult
+		err error
+	}
+	out := make(chan outcome, 2)
+	handoff := func(tok string) {
+		res, err := handoffWithin(t, fp.Pool, tok, nil, 10*time.Second, 15*time.Second)
+		out <- outcome{res, err}
+	}
+	// The one worker takes whichever comes first and holds it until the
+	// other is queued behind it.
+	go handoff("first")
+	go handoff("second")
+	for range 2 {
+		if o := <-out; o.err != nil {
+			t.Errorf("handoff: %v", o.err)
+		}
+	}
+	for tok, pids := range fp.takenBy(t) {
+		if len(pids) != 1 {
+			t.Errorf("session %s taken by %d workers: %v", tok, len(pids), pids)
+		}
+	}
+}

@@ -219,6 +219,10 @@ func (p *Pool) reap(w *workerProc) {
 	close(w.exited)
 }
 
+// maxResets bounds the ECONNRESETs read skips on one channel. The kernel
+// reports one per close of the peer; more means the socket is broken.
+const maxResets = 2
+
 // read consumes the worker's messages (READY, ACKs, SESSION_ENDs, BYE)
 // until the end of the channel, which comes once the worker has exited
 // and everything it sent has been read, or until reap closes the channel.
@@ -226,12 +230,22 @@ func (p *Pool) reap(w *workerProc) {
 // the worker killed, and reading goes on: ACKs queued behind it count.
 func (p *Pool) read(w *workerProc) {
 	defer close(w.readDone)
+	resets := 0
 	for {
 		m, err := w.ch.Recv()
 		if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 			// The process is reaped by reap; make sure it goes away.
 			w.cmd.Process.Signal(syscall.SIGTERM)
 			return
+		}
+		if errors.Is(err, syscall.ECONNRESET) && resets < maxResets {
+			// The worker exited with messages we sent it still unread
+			// (a HANDOFF, a DRAIN). The kernel reports that once, ahead
+			// of what the worker queued for us before it exited: its
+			// last ACKs are still to be read, and losing one would
+			// re-send a session it took (ARCHITECTURE.md §6).
+			resets++
+			continue
 		}
 		if err != nil {
 			p.kill(w, KillProtocolFail, err)
