@@ -56,6 +56,11 @@ func socketPair(t *testing.T) (server, client *os.File) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The client end is non-blocking, so that os.File uses the poller and
+	// the deadlines the tests set on it work.
+	if err := unix.SetNonblock(fds[1], true); err != nil {
+		t.Fatal(err)
+	}
 	server, client = os.NewFile(uintptr(fds[0]), "server"), os.NewFile(uintptr(fds[1]), "client")
 	t.Cleanup(func() { server.Close(); client.Close() })
 	return server, client

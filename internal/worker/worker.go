@@ -10,6 +10,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -76,6 +77,11 @@ func New(cfg Config) *Worker {
 	return w
 }
 
+// maxResets bounds the ECONNRESETs Run skips on the channel: the kernel
+// reports one when the acceptor closes its end with messages of ours
+// unread; more means the socket is broken.
+const maxResets = 2
+
 // Run performs the HELLO exchange and then serves handoffs until the
 // acceptor sends DRAIN (returns nil once every session has ended), the
 // acceptor goes away (returns ErrParentGone after the sessions end), or ctx
@@ -88,8 +94,17 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := w.hello(); err != nil {
 		return err
 	}
+	resets := 0
 	for {
 		m, err := w.ch.Recv()
+		if errors.Is(err, syscall.ECONNRESET) && resets < maxResets {
+			// The acceptor exited with messages of ours unread. The
+			// kernel reports that once, ahead of what the acceptor sent
+			// before it exited: a HANDOFF still queued is a session this
+			// worker is now the only one to hold, so read on to EOF.
+			resets++
+			continue
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				w.sessions.Wait()

@@ -198,6 +198,52 @@ func TestParentGoneFinishesSessions(t *testing.T) {
 	}
 }
 
+// A HANDOFF the acceptor sent just before it exited is served, even though
+// the acceptor left an ACK of ours unread: the kernel then reports
+// ECONNRESET once, ahead of that HANDOFF, and stopping there lost the
+// session, whose connection now only this worker holds.
+func TestParentGoneWithUnreadAckStillServesQueuedHandoff(t *testing.T) {
+	checkLeaks(t)
+	rw := startWorker(t, 1<<20)
+	first := rw.handOff(t)
+	// A second session whose ACK the acceptor never reads: once an
+	// exchange went through, the ACK is queued on the acceptor's end.
+	token, cctx := establish(t, rw.seal)
+	srv, cli := socketPair(t)
+	if err := rw.parent.Send(&handoff.Handoff{ID: 2, Token: token, File: srv}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	second := &clientSession{id: 2, conn: cli, r: wire.NewReader(cli, 4096), ctx: cctx}
+	if err := second.exchange("before the acceptor exits"); err != nil {
+		t.Fatal(err)
+	}
+	// The acceptor's last HANDOFF, then it is gone with the ACK unread.
+	token, cctx = establish(t, rw.seal)
+	srv, cli = socketPair(t)
+	if err := rw.parent.Send(&handoff.Handoff{ID: 3, Token: token, File: srv}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	rw.parent.Close()
+	third := &clientSession{id: 3, conn: cli, r: wire.NewReader(cli, 4096), ctx: cctx}
+	for _, s := range []*clientSession{first, second, third} {
+		if err := s.exchange("after the acceptor exited"); err != nil {
+			t.Fatalf("session %d: %v", s.id, err)
+		}
+		wire.WriteFrame(s.conn, wire.FlagNoop, nil)
+	}
+	select {
+	case err := <-rw.done:
+		if !errors.Is(err, ErrParentGone) {
+			t.Fatalf("Run: %v, want ErrParentGone", err)
+		}
+		rw.done <- err // for the cleanup
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after the last session ended")
+	}
+}
+
 // Cancelling Run's context (SIGTERM) cuts every session at once.
 func TestCancelCutsSessions(t *testing.T) {
 	checkLeaks(t)
