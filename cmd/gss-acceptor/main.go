@@ -46,6 +46,7 @@ type options struct {
 	listen      listFlag
 	keytab      string
 	services    listFlag
+	allow       listFlag
 	workers     int
 	logLevel    string
 	logFormat   string
@@ -63,6 +64,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.Var(&o.listen, "listen", "TCP address to listen on, host:port (repeatable or comma list)")
 	fs.StringVar(&o.keytab, "keytab", "", "keytab with the service keys")
 	fs.Var(&o.services, "service", "allowed acceptor principal, e.g. host/h.example.com@REALM (repeatable or comma list; default: any principal in the keytab)")
+	fs.Var(&o.allow, "allow-clients", "admitted client principals, NAME@REALM or *@REALM (repeatable or comma list; default: every client; see allow_clients)")
 	fs.IntVar(&o.workers, "workers", 0, "number of worker processes (default: number of CPUs)")
 	fs.StringVar(&o.backend, "backend", "", "service behind the workers: sample (default), tcp:HOST:PORT or unix:/PATH (docs/stream.md)")
 	fs.StringVar(&o.proxyProto, "backend-proxy-protocol", "", `"v2": send a PROXY v2 header with the client's address and principal to the backend`)
@@ -105,6 +107,9 @@ func loadConfig(o *options) (*config.Config, error) {
 	}
 	if o.set["service"] {
 		cfg.Services = append([]string(nil), o.services...)
+	}
+	if o.set["allow-clients"] {
+		cfg.AllowClients = append([]string(nil), o.allow...)
 	}
 	if o.set["workers"] {
 		cfg.Workers = o.workers

@@ -207,6 +207,14 @@ type Config struct {
 	// principal with a key in the keytab.
 	Services []string
 
+	// AllowClients (allow_clients) lists the client principals admitted
+	// to a worker: exact names (alice@EXAMPLE.TEST) or *@REALM. With
+	// AllowClientsFile (allow_clients_file, an absolute path, one entry
+	// per line, # comments, re-read on reload) the union is admitted.
+	// Both empty: every client that authenticates.
+	AllowClients     []string
+	AllowClientsFile string
+
 	// Workers (workers) is the number of worker processes, 1 to
 	// MaxWorkers. Default DefaultWorkers().
 	Workers int
@@ -431,6 +439,7 @@ func (c *Config) Clone() *Config {
 	n := *c
 	n.Listen = cloneStrings(c.Listen)
 	n.Services = cloneStrings(c.Services)
+	n.AllowClients = cloneStrings(c.AllowClients)
 	return &n
 }
 

@@ -151,6 +151,8 @@ func TestParseFullFile(t *testing.T) {
 		Listen:                  []string{"127.0.0.1:4444", "[::1]:4445", "gss.example.com:4446"},
 		Keytab:                  "/var/lib/gss-acceptor/service.keytab",
 		Services:                []string{"host/h.example.com@EXAMPLE.COM", "HTTP/www.example.com"},
+		AllowClients:            []string{"alice@EXAMPLE.COM", "*@PARTNER.EXAMPLE"},
+		AllowClientsFile:        "/etc/gss-acceptor/clients",
 		Workers:                 7,
 		MaxSessionsPerWorker:    1000,
 		WorkerMaxSessions:       50000,

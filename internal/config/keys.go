@@ -55,6 +55,8 @@ var keys = []keyDef{
 	{name: "listen", kind: kindList, list: func(c *Config) *[]string { return &c.Listen }},
 	{name: "keytab", kind: kindString, str: func(c *Config) *string { return &c.Keytab }},
 	{name: "services", kind: kindList, list: func(c *Config) *[]string { return &c.Services }},
+	{name: "allow_clients", kind: kindList, list: func(c *Config) *[]string { return &c.AllowClients }},
+	{name: "allow_clients_file", kind: kindString, str: func(c *Config) *string { return &c.AllowClientsFile }},
 
 	{name: "workers", kind: kindInt, num: func(c *Config) *int { return &c.Workers }},
 	{name: "max_sessions_per_worker", kind: kindInt, num: func(c *Config) *int { return &c.MaxSessionsPerWorker }},

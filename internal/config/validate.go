@@ -62,6 +62,7 @@ func (c *Config) validate(requireKeytab bool) []*Error {
 	v.listen()
 	v.keytab(requireKeytab)
 	v.services()
+	v.allowClients()
 	v.pool()
 	v.limits()
 	v.logging()
@@ -200,6 +201,38 @@ func (v *validator) services() {
 		}
 		seen[s] = true
 	}
+}
+
+// allowClients checks allow_clients and allow_clients_file. The file's
+// lines are checked when the acceptor reads it (start, reload).
+func (v *validator) allowClients() {
+	c := v.c
+	if len(c.AllowClients) > maxServices {
+		v.fail("allow_clients", "lists %d entries, more than %d", len(c.AllowClients), maxServices)
+	}
+	for i, e := range c.AllowClients {
+		if msg := checkAllowEntry(e); msg != "" {
+			v.failItem("allow_clients", i, "%s: %s", quote(e), msg)
+		}
+	}
+	if c.AllowClientsFile != "" {
+		v.path("allow_clients_file", c.AllowClientsFile)
+	}
+}
+
+// checkAllowEntry is "" for NAME@REALM or *@REALM, else why not.
+func checkAllowEntry(e string) string {
+	if strings.ContainsFunc(e, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return "contains a space or control character"
+	}
+	at := strings.LastIndexByte(e, '@')
+	if at <= 0 || at == len(e)-1 {
+		return "want NAME@REALM or *@REALM"
+	}
+	if strings.Contains(e, "*") && (!strings.HasPrefix(e, "*@") || strings.ContainsAny(e[2:], "*@")) {
+		return "* is only allowed as the whole name, *@REALM"
+	}
+	return ""
 }
 
 func (v *validator) pool() {
