@@ -65,3 +65,29 @@ func TestTunnelClientNotAllowed(t *testing.T) {
 		t.Fatalf("allowed client: %q, %v", got, err)
 	}
 }
+
+// TestTunnelExecStdio: gss-tunnel -stdio to an exec backend script that
+// greets with the client's principal, then echoes until its stdin's EOF
+// (half-close), then says bye: everything arrives and both exit 0.
+func TestTunnelExecStdio(t *testing.T) {
+	r := testrealm.Shared(t)
+	prog := filepath.Join(t.TempDir(), "backend.sh")
+	os.WriteFile(prog, []byte("#!/bin/sh\necho \"hello $GSS_CLIENT_PRINCIPAL\"\ncat\necho bye\n"), 0o755)
+	a := startAcceptor(t, r, acceptorOptions{"backend": `"exec"`, "exec_path": strconv.Quote(prog), "allow_clients": `["*@` + r.Name + `"]`})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := tunnelCmd(ctx, r, a, "-stdio")
+	cmd.Stdin = strings.NewReader("ping\n")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("gss-tunnel: %v\n%s", err, stderr.String())
+	}
+	if want := "hello " + r.UserPrincipal + "\nping\nbye\n"; string(out) != want {
+		t.Fatalf("got %q, want %q", out, want)
+	}
+	a.logs.wait(t, 10*time.Second, 1, "session ended ok", func(m map[string]any) bool {
+		return m["msg"] == "session ended" && m["result"] == "ok"
+	})
+}

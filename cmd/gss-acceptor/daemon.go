@@ -472,6 +472,9 @@ func keepRestartOnly(cfg, running *config.Config) []string {
 		func() { cfg.BackendProxyProtocol = running.BackendProxyProtocol })
 	keep("backend_connect_timeout", cfg.BackendConnectTimeout != running.BackendConnectTimeout,
 		func() { cfg.BackendConnectTimeout = running.BackendConnectTimeout })
+	keep("exec_path", cfg.ExecPath != running.ExecPath, func() { cfg.ExecPath = running.ExecPath })
+	keep("exec_args", !slices.Equal(cfg.ExecArgs, running.ExecArgs), func() { cfg.ExecArgs = running.ExecArgs })
+	keep("exec_max_per_worker", cfg.ExecMaxPerWorker != running.ExecMaxPerWorker, func() { cfg.ExecMaxPerWorker = running.ExecMaxPerWorker })
 	keep("stream_confidentiality", cfg.StreamIntegrityAllowed != running.StreamIntegrityAllowed,
 		func() { cfg.StreamIntegrityAllowed = running.StreamIntegrityAllowed })
 	keep("allow_unauthenticated", cfg.AllowUnauthenticated != running.AllowUnauthenticated,
@@ -654,6 +657,17 @@ func lookupGroup(s string) (*user.Group, error) {
 func workerArgs(cfg *config.Config) []string {
 	args := []string{"-log-level", cfg.LogLevel, "-log-format", cfg.LogFormat}
 	if cfg.Backend == config.BackendSample {
+		return args
+	}
+	if cfg.Backend == config.BackendExec {
+		args = append(args, "-backend", cfg.Backend, "-exec", cfg.ExecPath,
+			"-exec-max-per-worker", strconv.Itoa(cfg.ExecMaxPerWorker))
+		for _, a := range cfg.ExecArgs {
+			args = append(args, "-exec-arg="+a)
+		}
+		if cfg.StreamIntegrityAllowed {
+			args = append(args, "-stream-confidentiality=false")
+		}
 		return args
 	}
 	args = append(args, "-backend", cfg.Backend,

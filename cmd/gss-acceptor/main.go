@@ -52,6 +52,7 @@ type options struct {
 	logFormat   string
 	backend     string
 	proxyProto  string
+	execPath    string
 	checkConfig bool
 	version     bool
 	set         map[string]bool
@@ -68,6 +69,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.workers, "workers", 0, "number of worker processes (default: number of CPUs)")
 	fs.StringVar(&o.backend, "backend", "", "service behind the workers: sample (default), tcp:HOST:PORT or unix:/PATH (docs/stream.md)")
 	fs.StringVar(&o.proxyProto, "backend-proxy-protocol", "", `"v2": send a PROXY v2 header with the client's address and principal to the backend`)
+	fs.StringVar(&o.execPath, "exec", "", "backend exec: program run per session, stream on stdin/stdout (no arguments; exec_args in the config file)")
 	fs.StringVar(&o.logLevel, "log-level", "", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "", "log format: json or console")
 	fs.BoolVar(&o.checkConfig, "check-config", false, "validate the configuration and keytab, then exit 0 (ok) or 1")
@@ -116,6 +118,13 @@ func loadConfig(o *options) (*config.Config, error) {
 	}
 	if o.set["backend"] {
 		cfg.Backend = o.backend
+	}
+	if o.set["exec"] {
+		p, err := filepath.Abs(o.execPath)
+		if err != nil {
+			return nil, fmt.Errorf("-exec: %w", err)
+		}
+		cfg.Backend, cfg.ExecPath = config.BackendExec, p
 	}
 	if o.set["backend-proxy-protocol"] {
 		cfg.BackendProxyProtocol = o.proxyProto

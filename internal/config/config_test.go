@@ -71,6 +71,7 @@ func TestDefaults(t *testing.T) {
 		ShutdownTimeout:         DefaultShutdownTimeout,
 		Backend:                 DefaultBackend,
 		BackendConnectTimeout:   DefaultBackendConnectTimeout,
+		ExecMaxPerWorker:        DefaultExecMaxPerWorker,
 		LogLevel:                DefaultLogLevel,
 		LogFormat:               DefaultLogFormat,
 	}
@@ -153,6 +154,9 @@ func TestParseFullFile(t *testing.T) {
 		Services:                []string{"host/h.example.com@EXAMPLE.COM", "HTTP/www.example.com"},
 		AllowClients:            []string{"alice@EXAMPLE.COM", "*@PARTNER.EXAMPLE"},
 		AllowClientsFile:        "/etc/gss-acceptor/clients",
+		ExecPath:                "/usr/libexec/app/serve",
+		ExecArgs:                []string{"--stdio", "-v"},
+		ExecMaxPerWorker:        8,
 		Workers:                 7,
 		MaxSessionsPerWorker:    1000,
 		WorkerMaxSessions:       50000,

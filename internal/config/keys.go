@@ -88,6 +88,9 @@ var keys = []keyDef{
 	{name: "backend", kind: kindString, str: func(c *Config) *string { return &c.Backend }},
 	{name: "backend_proxy_protocol", kind: kindString, str: func(c *Config) *string { return &c.BackendProxyProtocol }},
 	{name: "backend_connect_timeout", kind: kindDuration, dur: func(c *Config) *time.Duration { return &c.BackendConnectTimeout }},
+	{name: "exec_path", kind: kindString, str: func(c *Config) *string { return &c.ExecPath }},
+	{name: "exec_args", kind: kindList, list: func(c *Config) *[]string { return &c.ExecArgs }},
+	{name: "exec_max_per_worker", kind: kindInt, num: func(c *Config) *int { return &c.ExecMaxPerWorker }},
 	{name: "stream_confidentiality", kind: kindNotBool, flag: func(c *Config) *bool { return &c.StreamIntegrityAllowed }},
 
 	{name: "log_level", kind: kindString, str: func(c *Config) *string { return &c.LogLevel }},

@@ -528,6 +528,10 @@ func (v *validator) backend() {
 	c := v.c
 	switch network, addr, _ := strings.Cut(c.Backend, ":"); {
 	case c.Backend == BackendSample:
+	case c.Backend == BackendExec:
+		if c.ExecPath == "" {
+			v.fail("exec_path", "backend exec needs exec_path (or -exec PATH)")
+		}
 	case network == "tcp":
 		if msg := checkHostPort(addr); msg != "" {
 			v.fail("backend", "tcp:HOST:PORT: %s", msg)
@@ -539,7 +543,16 @@ func (v *validator) backend() {
 			v.fail("backend", "unix:PATH needs an absolute path, got %s", quote(c.Backend))
 		}
 	default:
-		v.fail("backend", "must be %s, tcp:HOST:PORT or unix:/PATH; got %s", BackendSample, quote(c.Backend))
+		v.fail("backend", "must be %s, %s, tcp:HOST:PORT or unix:/PATH; got %s", BackendSample, BackendExec, quote(c.Backend))
+	}
+	if c.ExecPath != "" {
+		v.path("exec_path", c.ExecPath)
+	}
+	v.intRange("exec_max_per_worker", c.ExecMaxPerWorker, 1, 65536)
+	for i, a := range c.ExecArgs {
+		if strings.ContainsRune(a, 0) {
+			v.failItem("exec_args", i, "contains a NUL byte")
+		}
 	}
 	v.enum("backend_proxy_protocol", c.BackendProxyProtocol, []string{"", ProxyProtocolV2})
 	if c.Backend == BackendSample && c.BackendProxyProtocol != "" {
