@@ -229,6 +229,11 @@ func TestTunnelStdio16MiB(t *testing.T) {
 	r := testrealm.Shared(t)
 	_, addr := goBackend(t, echo)
 	a := startAcceptor(t, r, acceptorOptions{"backend": strconv.Quote("tcp:" + addr)})
+	// A proxy backend without an allow-list: the acceptor says so.
+	a.logs.wait(t, 10*time.Second, 1, "no allow-list warning", func(m map[string]any) bool {
+		msg, _ := m["msg"].(string)
+		return m["level"] == "warn" && strings.HasPrefix(msg, "no client allow-list: every principal of the realm")
+	})
 	data := make([]byte, 16<<20)
 	rand.Read(data)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -125,6 +125,11 @@ func (d *daemonState) start() error {
 		return err
 	}
 	log.Info("keytab loaded", zap.Any("principals", summary))
+	allow, err := listener.LoadAllowList(cfg.AllowClients, cfg.AllowClientsFile)
+	if err != nil {
+		return err
+	}
+	logAllowList(log, cfg, allow)
 
 	wpath, err := workerPath(cfg)
 	if err != nil {
@@ -180,6 +185,8 @@ func (d *daemonState) start() error {
 		MaxPending:          cfg.MaxPendingConnections,
 		MaxPendingPerSource: cfg.MaxPendingPerSource,
 		FirstFrameTimeout:   cfg.FirstFrameTimeout,
+		AllowClients:        allow,
+		StreamRefusal:       cfg.Backend != config.BackendSample,
 		Logger:              log.Named("listener"),
 		OnOutcome: func(o listener.Outcome) {
 			d.metrics.ObserveHandshake(o.Result, o.Handshake, o.Handoff, o.KRBCode)
@@ -352,6 +359,8 @@ func (d *daemonState) shutdown() int {
 //   - idle_timeout, max_message_size: sent in HELLO, so they reach workers
 //     started from now on (added by a resize, recycled, respawned); running
 //     workers keep theirs;
+//   - allow_clients, allow_clients_file (re-read): contexts established
+//     from now on;
 //   - log_level (of the acceptor), shutdown_timeout.
 //
 // Keys that need a restart keep their running values (listed in a
@@ -373,6 +382,12 @@ func (d *daemonState) reload() {
 		log.Error("reload refused: keytab unusable; keeping the running one", zap.Error(err))
 		return
 	}
+	allow, err := listener.LoadAllowList(cfg.AllowClients, cfg.AllowClientsFile)
+	if err != nil {
+		d.metrics.ObserveReload(false)
+		log.Error("reload refused: client allow-list unusable; keeping the running one", zap.Error(err))
+		return
+	}
 	d.mu.Lock()
 	old := d.cfg
 	d.mu.Unlock()
@@ -389,6 +404,8 @@ func (d *daemonState) reload() {
 	d.cfg = cfg
 	d.mu.Unlock()
 	d.server.SetAcceptor(acc)
+	d.server.SetAllowList(allow)
+	logAllowList(log, cfg, allow)
 	if err := d.log.SetLevel(cfg.LogLevel); err != nil {
 		log.Warn("log level not changed", zap.Error(err))
 	}
@@ -402,6 +419,18 @@ func (d *daemonState) reload() {
 	}
 	d.metrics.ObserveReload(true)
 	log.Info("reloaded", zap.Int("workers", cfg.Workers), zap.Any("principals", summary))
+}
+
+// logAllowList says which clients are admitted; with a proxy or exec
+// backend and no list, loudly: every principal of the realm reaches it.
+func logAllowList(log *zap.Logger, cfg *config.Config, allow *listener.AllowList) {
+	switch {
+	case allow != nil:
+		log.Info("client allow-list", zap.Int("entries", allow.Len()), zap.String("allow_clients_file", cfg.AllowClientsFile))
+	case cfg.Backend != config.BackendSample:
+		log.Warn("no client allow-list: every principal of the realm (and of trusted realms) is admitted to the backend; "+
+			"set allow_clients or allow_clients_file", zap.String("backend", cfg.Backend))
+	}
 }
 
 // keepRestartOnly resets in cfg every key that cannot change while running
@@ -443,6 +472,9 @@ func keepRestartOnly(cfg, running *config.Config) []string {
 		func() { cfg.BackendProxyProtocol = running.BackendProxyProtocol })
 	keep("backend_connect_timeout", cfg.BackendConnectTimeout != running.BackendConnectTimeout,
 		func() { cfg.BackendConnectTimeout = running.BackendConnectTimeout })
+	keep("exec_path", cfg.ExecPath != running.ExecPath, func() { cfg.ExecPath = running.ExecPath })
+	keep("exec_args", !slices.Equal(cfg.ExecArgs, running.ExecArgs), func() { cfg.ExecArgs = running.ExecArgs })
+	keep("exec_max_per_worker", cfg.ExecMaxPerWorker != running.ExecMaxPerWorker, func() { cfg.ExecMaxPerWorker = running.ExecMaxPerWorker })
 	keep("stream_confidentiality", cfg.StreamIntegrityAllowed != running.StreamIntegrityAllowed,
 		func() { cfg.StreamIntegrityAllowed = running.StreamIntegrityAllowed })
 	keep("allow_unauthenticated", cfg.AllowUnauthenticated != running.AllowUnauthenticated,
@@ -625,6 +657,17 @@ func lookupGroup(s string) (*user.Group, error) {
 func workerArgs(cfg *config.Config) []string {
 	args := []string{"-log-level", cfg.LogLevel, "-log-format", cfg.LogFormat}
 	if cfg.Backend == config.BackendSample {
+		return args
+	}
+	if cfg.Backend == config.BackendExec {
+		args = append(args, "-backend", cfg.Backend, "-exec", cfg.ExecPath,
+			"-exec-max-per-worker", strconv.Itoa(cfg.ExecMaxPerWorker))
+		for _, a := range cfg.ExecArgs {
+			args = append(args, "-exec-arg="+a)
+		}
+		if cfg.StreamIntegrityAllowed {
+			args = append(args, "-stream-confidentiality=false")
+		}
 		return args
 	}
 	args = append(args, "-backend", cfg.Backend,

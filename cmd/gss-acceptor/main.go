@@ -46,11 +46,13 @@ type options struct {
 	listen      listFlag
 	keytab      string
 	services    listFlag
+	allow       listFlag
 	workers     int
 	logLevel    string
 	logFormat   string
 	backend     string
 	proxyProto  string
+	execPath    string
 	checkConfig bool
 	version     bool
 	set         map[string]bool
@@ -63,9 +65,11 @@ func parseFlags(args []string) (*options, error) {
 	fs.Var(&o.listen, "listen", "TCP address to listen on, host:port (repeatable or comma list)")
 	fs.StringVar(&o.keytab, "keytab", "", "keytab with the service keys")
 	fs.Var(&o.services, "service", "allowed acceptor principal, e.g. host/h.example.com@REALM (repeatable or comma list; default: any principal in the keytab)")
+	fs.Var(&o.allow, "allow-clients", "admitted client principals, NAME@REALM or *@REALM (repeatable or comma list; default: every client; see allow_clients)")
 	fs.IntVar(&o.workers, "workers", 0, "number of worker processes (default: number of CPUs)")
 	fs.StringVar(&o.backend, "backend", "", "service behind the workers: sample (default), tcp:HOST:PORT or unix:/PATH (docs/stream.md)")
 	fs.StringVar(&o.proxyProto, "backend-proxy-protocol", "", `"v2": send a PROXY v2 header with the client's address and principal to the backend`)
+	fs.StringVar(&o.execPath, "exec", "", "backend exec: program run per session, stream on stdin/stdout (no arguments; exec_args in the config file)")
 	fs.StringVar(&o.logLevel, "log-level", "", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "", "log format: json or console")
 	fs.BoolVar(&o.checkConfig, "check-config", false, "validate the configuration and keytab, then exit 0 (ok) or 1")
@@ -106,11 +110,21 @@ func loadConfig(o *options) (*config.Config, error) {
 	if o.set["service"] {
 		cfg.Services = append([]string(nil), o.services...)
 	}
+	if o.set["allow-clients"] {
+		cfg.AllowClients = append([]string(nil), o.allow...)
+	}
 	if o.set["workers"] {
 		cfg.Workers = o.workers
 	}
 	if o.set["backend"] {
 		cfg.Backend = o.backend
+	}
+	if o.set["exec"] {
+		p, err := filepath.Abs(o.execPath)
+		if err != nil {
+			return nil, fmt.Errorf("-exec: %w", err)
+		}
+		cfg.Backend, cfg.ExecPath = config.BackendExec, p
 	}
 	if o.set["backend-proxy-protocol"] {
 		cfg.BackendProxyProtocol = o.proxyProto

@@ -43,12 +43,28 @@ func run() int {
 	proxyProto := flag.String("backend-proxy-protocol", "", `"v2": send a PROXY v2 header to the backend first`)
 	connectTimeout := flag.Duration("backend-connect-timeout", worker.DefaultConnectTimeout, "backend connection timeout")
 	confidentiality := flag.Bool("stream-confidentiality", true, "refuse integrity-only stream records")
+	execPath := flag.String("exec", "", "backend exec: the program run per session")
+	var execArgs []string
+	flag.Func("exec-arg", "backend exec: one argument of the program (repeatable, in order)", func(v string) error {
+		execArgs = append(execArgs, v)
+		return nil
+	})
+	execMax := flag.Int("exec-max-per-worker", worker.DefaultExecMaxPerWorker, "backend exec: programs at once")
 	flag.Parse()
 	if *showVersion {
 		fmt.Println("gss-worker", version.String())
 		return exitOK
 	}
-	service, err := newService(*backend, *proxyProto, *connectTimeout, *confidentiality)
+	var service worker.Service
+	var err error
+	if *backend == "exec" {
+		if *execPath == "" {
+			err = errors.New("-backend exec needs -exec PATH")
+		}
+		service = &worker.ExecService{Path: *execPath, Args: execArgs, MaxPerWorker: *execMax, AllowIntegrity: !*confidentiality}
+	} else {
+		service, err = newService(*backend, *proxyProto, *connectTimeout, *confidentiality)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gss-worker:", err)
 		return handoff.ExitFatal

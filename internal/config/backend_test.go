@@ -16,7 +16,7 @@ func TestBackendKeys(t *testing.T) {
 		{yaml: "backend: unix:/run/redis.sock", check: func(c *Config) bool { return c.Backend == "unix:/run/redis.sock" }},
 		{yaml: "stream_confidentiality: false", check: func(c *Config) bool { return c.StreamIntegrityAllowed }},
 		{yaml: "stream_confidentiality: true", check: func(c *Config) bool { return !c.StreamIntegrityAllowed }},
-		{yaml: "backend: redis", wantErr: "line 2: backend: must be sample, tcp:HOST:PORT or unix:/PATH"},
+		{yaml: "backend: redis", wantErr: "line 2: backend: must be sample, exec, tcp:HOST:PORT or unix:/PATH"},
 		{yaml: "backend: tcp:6379", wantErr: "backend: tcp:HOST:PORT"},
 		{yaml: "backend: tcp::6379", wantErr: "needs a host"},
 		{yaml: "backend: unix:run/x.sock", wantErr: "absolute path"},

@@ -128,6 +128,9 @@ const (
 	// a proxy backend.
 	DefaultBackendConnectTimeout = 5 * time.Second
 
+	// DefaultExecMaxPerWorker caps the exec backend's programs per worker.
+	DefaultExecMaxPerWorker = 64
+
 	// DefaultLogLevel is the default of log_level.
 	DefaultLogLevel = LogLevelInfo
 
@@ -146,6 +149,9 @@ const NoIdleTimeout time.Duration = -1
 // BackendSample is the backend value of the gss-sample service; the
 // others are "tcp:HOST:PORT" and "unix:/PATH" (docs/stream.md).
 const BackendSample = "sample"
+
+// BackendExec is the backend value of the exec backend (exec_path).
+const BackendExec = "exec"
 
 // ProxyProtocolV2 is the one non-empty value of backend_proxy_protocol.
 const ProxyProtocolV2 = "v2"
@@ -206,6 +212,14 @@ type Config struct {
 	// to, each "service/host" or "service/host@REALM". Empty means any
 	// principal with a key in the keytab.
 	Services []string
+
+	// AllowClients (allow_clients) lists the client principals admitted
+	// to a worker: exact names (alice@EXAMPLE.TEST) or *@REALM. With
+	// AllowClientsFile (allow_clients_file, an absolute path, one entry
+	// per line, # comments, re-read on reload) the union is admitted.
+	// Both empty: every client that authenticates.
+	AllowClients     []string
+	AllowClientsFile string
 
 	// Workers (workers) is the number of worker processes, 1 to
 	// MaxWorkers. Default DefaultWorkers().
@@ -340,6 +354,13 @@ type Config struct {
 	// DefaultBackendConnectTimeout.
 	BackendConnectTimeout time.Duration
 
+	// ExecPath (exec_path), ExecArgs (exec_args) and ExecMaxPerWorker
+	// (exec_max_per_worker, default DefaultExecMaxPerWorker) configure
+	// backend: exec, a program run per session (docs/backends.md).
+	ExecPath         string
+	ExecArgs         []string
+	ExecMaxPerWorker int
+
 	// StreamIntegrityAllowed is the negation of stream_confidentiality
 	// (default true): when set, stream records from clients may be
 	// integrity-protected only. Stored negated so that the zero value is
@@ -410,6 +431,7 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.ShutdownTimeout, DefaultShutdownTimeout)
 	setDefault(&c.Backend, DefaultBackend)
 	setDefault(&c.BackendConnectTimeout, DefaultBackendConnectTimeout)
+	setDefault(&c.ExecMaxPerWorker, DefaultExecMaxPerWorker)
 	setDefault(&c.LogLevel, DefaultLogLevel)
 	setDefault(&c.LogFormat, DefaultLogFormat)
 }
@@ -431,6 +453,8 @@ func (c *Config) Clone() *Config {
 	n := *c
 	n.Listen = cloneStrings(c.Listen)
 	n.Services = cloneStrings(c.Services)
+	n.AllowClients = cloneStrings(c.AllowClients)
+	n.ExecArgs = cloneStrings(c.ExecArgs)
 	return &n
 }
 

@@ -55,6 +55,8 @@ var keys = []keyDef{
 	{name: "listen", kind: kindList, list: func(c *Config) *[]string { return &c.Listen }},
 	{name: "keytab", kind: kindString, str: func(c *Config) *string { return &c.Keytab }},
 	{name: "services", kind: kindList, list: func(c *Config) *[]string { return &c.Services }},
+	{name: "allow_clients", kind: kindList, list: func(c *Config) *[]string { return &c.AllowClients }},
+	{name: "allow_clients_file", kind: kindString, str: func(c *Config) *string { return &c.AllowClientsFile }},
 
 	{name: "workers", kind: kindInt, num: func(c *Config) *int { return &c.Workers }},
 	{name: "max_sessions_per_worker", kind: kindInt, num: func(c *Config) *int { return &c.MaxSessionsPerWorker }},
@@ -86,6 +88,9 @@ var keys = []keyDef{
 	{name: "backend", kind: kindString, str: func(c *Config) *string { return &c.Backend }},
 	{name: "backend_proxy_protocol", kind: kindString, str: func(c *Config) *string { return &c.BackendProxyProtocol }},
 	{name: "backend_connect_timeout", kind: kindDuration, dur: func(c *Config) *time.Duration { return &c.BackendConnectTimeout }},
+	{name: "exec_path", kind: kindString, str: func(c *Config) *string { return &c.ExecPath }},
+	{name: "exec_args", kind: kindList, list: func(c *Config) *[]string { return &c.ExecArgs }},
+	{name: "exec_max_per_worker", kind: kindInt, num: func(c *Config) *int { return &c.ExecMaxPerWorker }},
 	{name: "stream_confidentiality", kind: kindNotBool, flag: func(c *Config) *bool { return &c.StreamIntegrityAllowed }},
 
 	{name: "log_level", kind: kindString, str: func(c *Config) *string { return &c.LogLevel }},

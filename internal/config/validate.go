@@ -62,6 +62,7 @@ func (c *Config) validate(requireKeytab bool) []*Error {
 	v.listen()
 	v.keytab(requireKeytab)
 	v.services()
+	v.allowClients()
 	v.pool()
 	v.limits()
 	v.logging()
@@ -200,6 +201,38 @@ func (v *validator) services() {
 		}
 		seen[s] = true
 	}
+}
+
+// allowClients checks allow_clients and allow_clients_file. The file's
+// lines are checked when the acceptor reads it (start, reload).
+func (v *validator) allowClients() {
+	c := v.c
+	if len(c.AllowClients) > maxServices {
+		v.fail("allow_clients", "lists %d entries, more than %d", len(c.AllowClients), maxServices)
+	}
+	for i, e := range c.AllowClients {
+		if msg := checkAllowEntry(e); msg != "" {
+			v.failItem("allow_clients", i, "%s: %s", quote(e), msg)
+		}
+	}
+	if c.AllowClientsFile != "" {
+		v.path("allow_clients_file", c.AllowClientsFile)
+	}
+}
+
+// checkAllowEntry is "" for NAME@REALM or *@REALM, else why not.
+func checkAllowEntry(e string) string {
+	if strings.ContainsFunc(e, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return "contains a space or control character"
+	}
+	at := strings.LastIndexByte(e, '@')
+	if at <= 0 || at == len(e)-1 {
+		return "want NAME@REALM or *@REALM"
+	}
+	if strings.Contains(e, "*") && (!strings.HasPrefix(e, "*@") || strings.ContainsAny(e[2:], "*@")) {
+		return "* is only allowed as the whole name, *@REALM"
+	}
+	return ""
 }
 
 func (v *validator) pool() {
@@ -495,6 +528,10 @@ func (v *validator) backend() {
 	c := v.c
 	switch network, addr, _ := strings.Cut(c.Backend, ":"); {
 	case c.Backend == BackendSample:
+	case c.Backend == BackendExec:
+		if c.ExecPath == "" {
+			v.fail("exec_path", "backend exec needs exec_path (or -exec PATH)")
+		}
 	case network == "tcp":
 		if msg := checkHostPort(addr); msg != "" {
 			v.fail("backend", "tcp:HOST:PORT: %s", msg)
@@ -506,7 +543,16 @@ func (v *validator) backend() {
 			v.fail("backend", "unix:PATH needs an absolute path, got %s", quote(c.Backend))
 		}
 	default:
-		v.fail("backend", "must be %s, tcp:HOST:PORT or unix:/PATH; got %s", BackendSample, quote(c.Backend))
+		v.fail("backend", "must be %s, %s, tcp:HOST:PORT or unix:/PATH; got %s", BackendSample, BackendExec, quote(c.Backend))
+	}
+	if c.ExecPath != "" {
+		v.path("exec_path", c.ExecPath)
+	}
+	v.intRange("exec_max_per_worker", c.ExecMaxPerWorker, 1, 65536)
+	for i, a := range c.ExecArgs {
+		if strings.ContainsRune(a, 0) {
+			v.failItem("exec_args", i, "contains a NUL byte")
+		}
 	}
 	v.enum("backend_proxy_protocol", c.BackendProxyProtocol, []string{"", ProxyProtocolV2})
 	if c.Backend == BackendSample && c.BackendProxyProtocol != "" {

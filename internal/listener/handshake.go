@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gss-acceptor/gss-acceptor/internal/gss"
+	"github.com/gss-acceptor/gss-acceptor/internal/stream"
 	"github.com/gss-acceptor/gss-acceptor/internal/wire"
 )
 
@@ -106,6 +107,10 @@ func (hs *handshakeState) run() {
 	handshakeDone := time.Now()
 	clientName, serviceName := hs.ctx.InitiatorName(), hs.ctx.AcceptorName()
 	enctype, flags := hs.ctx.Enctype(), hs.ctx.Flags()
+	if !s.allow.Load().Allows(clientName) {
+		hs.refuseClient(clientName)
+		return
+	}
 	if err := hs.export(); err != nil {
 		hs.fail(hs.result, err)
 		return
@@ -138,6 +143,29 @@ func (hs *handshakeState) run() {
 		zap.Duration("handoff", handoffDur),
 	)
 	s.outcome(Outcome{Result: ResultOK, Handshake: handshakeDone.Sub(hs.start), Handoff: handoffDur})
+}
+
+// refuseClient closes the session of a client the allow-list does not
+// admit, before any export or handoff. A stream-protocol client is told
+// why in an ERROR record sealed with the context just established (the
+// listener's copy: no worker ever sees it); a gss-sample client, which has
+// no such record, just sees the close.
+func (hs *handshakeState) refuseClient(client string) {
+	s := hs.s
+	if s.cfg.StreamRefusal {
+		if st, err := stream.New(hs.conn, hs.r, hs.ctx, stream.Config{}); err == nil {
+			if err := st.Abort("client principal " + client + " is not allowed"); err != nil {
+				hs.log.Debug("sending the refusal record", zap.Error(err))
+			}
+		}
+	}
+	hs.ctx.Delete()
+	s.failed.Add(1)
+	hs.log.Warn("client not allowed; connection closed",
+		zap.String("result", string(ResultClientNotAllowed)),
+		zap.String("client", client),
+		zap.Duration("handshake", time.Since(hs.start)))
+	s.outcome(Outcome{Result: ResultClientNotAllowed, Handshake: time.Since(hs.start)})
 }
 
 // readFirst reads up to and including the first context token, within

@@ -60,6 +60,11 @@ const (
 	// ResultFirstFrameTimeout: the first context token had not fully
 	// arrived within first_frame_timeout of accept.
 	ResultFirstFrameTimeout Result = "first_frame_timeout"
+	// ResultClientNotAllowed: the context was established but the client
+	// principal is not on the allow-list (allow_clients,
+	// allow_clients_file); the connection was closed before any handoff,
+	// after an ERROR record for a stream-protocol backend.
+	ResultClientNotAllowed Result = "client_not_allowed"
 	// ResultInternalError: the handshake panicked (a bug); only that
 	// connection was lost.
 	ResultInternalError Result = "internal_error"
@@ -88,6 +93,7 @@ func Results() []Result {
 		ResultPendingFull,
 		ResultSourceLimit,
 		ResultFirstFrameTimeout,
+		ResultClientNotAllowed,
 		ResultInternalError,
 		ResultError,
 	}

@@ -89,6 +89,13 @@ type Config struct {
 	MaxTokenSize      int           // context token cap; 0: DefaultMaxTokenSize
 	ImportDeadline    time.Duration // how long a worker may take to import; 0: gss default
 
+	// AllowClients admits client principals (nil: all); replace it while
+	// serving with SetAllowList. StreamRefusal: the backend speaks the
+	// stream protocol (proxy, exec), so a refused client gets an ERROR
+	// record before the close (docs/backends.md).
+	AllowClients  *AllowList
+	StreamRefusal bool
+
 	Logger *zap.Logger
 	// OnOutcome, if set, is called once per connection with its outcome
 	// (metrics hook). It must not block.
@@ -109,6 +116,7 @@ type Server struct {
 	cfg      Config
 	log      *zap.Logger
 	acceptor atomic.Pointer[gss.Acceptor]
+	allow    atomic.Pointer[AllowList]
 	slots    chan struct{} // semaphore of handshakes doing CPU work
 	pending  *pendingTable // pre-authentication connections
 	closes   *closeLimiter // log lines of pre-authentication closes
@@ -184,6 +192,7 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	s.stopCtx, s.stop = context.WithCancel(context.Background())
 	s.acceptor.Store(cfg.Acceptor)
+	s.allow.Store(cfg.AllowClients)
 	s.heartbeat.Store(time.Now().UnixNano())
 	return s, nil
 }
@@ -191,6 +200,10 @@ func NewServer(cfg Config) (*Server, error) {
 // SetAcceptor replaces the acceptor for handshakes that start from now on
 // (keytab reload). Handshakes in progress finish with the old one.
 func (s *Server) SetAcceptor(a *gss.Acceptor) { s.acceptor.Store(a) }
+
+// SetAllowList replaces the client allow-list (nil: all) for contexts
+// established from now on (allow_clients_file reload).
+func (s *Server) SetAllowList(a *AllowList) { s.allow.Store(a) }
 
 // Heartbeat returns when the accept loop last showed it was alive.
 func (s *Server) Heartbeat() time.Time { return time.Unix(0, s.heartbeat.Load()) }
