@@ -27,6 +27,7 @@ import (
 	"github.com/gss-acceptor/gss-acceptor/internal/listener"
 	"github.com/gss-acceptor/gss-acceptor/internal/logging"
 	"github.com/gss-acceptor/gss-acceptor/internal/metrics"
+	"github.com/gss-acceptor/gss-acceptor/internal/replay/redisstore"
 	"github.com/gss-acceptor/gss-acceptor/internal/supervisor"
 	"github.com/gss-acceptor/gss-acceptor/internal/version"
 )
@@ -42,7 +43,9 @@ type daemonState struct {
 
 	mu     sync.Mutex // guards cfg during reload
 	cfg    *config.Config
-	replay *gss.ReplayCache
+	replay *gss.ReplayCache  // this process's cache: the store, or the fallback of a shared one
+	store  gss.ReplayStore   // what the acceptors ask: replay, or the shared cache
+	redis  *redisstore.Store // the shared cache, nil with replay_cache: memory
 
 	sealKey *gss.SealKey
 	pool    *supervisor.Pool
@@ -81,6 +84,9 @@ func newDaemon(cfg *config.Config, o *options) (*daemonState, error) {
 	}
 	d := &daemonState{opts: o, log: lg, cfg: cfg, replay: gss.NewReplayCache(cfg.ReplayCacheSize)}
 	d.metrics = metrics.New(metrics.Options{Version: version.String(), Snapshot: d.snapshot})
+	if d.store, d.redis, err = newReplayStore(cfg, d.replay, d.metrics, lg.Logger); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -89,6 +95,10 @@ func newDaemon(cfg *config.Config, o *options) (*daemonState, error) {
 // had been started is stopped.
 func (d *daemonState) run() int {
 	defer d.log.Sync()
+	if d.redis != nil {
+		defer d.redis.Close()
+		pingReplayStore(d.redis, d.cfg, d.log.Logger)
+	}
 	if err := d.start(); err != nil {
 		d.log.Error("cannot start", zap.Error(err))
 		d.abandonStart()
@@ -438,6 +448,13 @@ func keepRestartOnly(cfg, running *config.Config) []string {
 	keep("max_token_size", cfg.MaxTokenSize != running.MaxTokenSize, func() { cfg.MaxTokenSize = running.MaxTokenSize })
 	keep("import_deadline", cfg.ImportDeadline != running.ImportDeadline, func() { cfg.ImportDeadline = running.ImportDeadline })
 	keep("replay_cache_size", cfg.ReplayCacheSize != running.ReplayCacheSize, func() { cfg.ReplayCacheSize = running.ReplayCacheSize })
+	keep("replay_cache", cfg.ReplayCache != running.ReplayCache, func() { cfg.ReplayCache = running.ReplayCache })
+	keep("replay_cache_failure", cfg.ReplayCacheFailure != running.ReplayCacheFailure,
+		func() { cfg.ReplayCacheFailure = running.ReplayCacheFailure })
+	keep("replay_cache_timeout", cfg.ReplayCacheTimeout != running.ReplayCacheTimeout,
+		func() { cfg.ReplayCacheTimeout = running.ReplayCacheTimeout })
+	keep("replay_cache_key_prefix", cfg.ReplayCacheKeyPrefix != running.ReplayCacheKeyPrefix,
+		func() { cfg.ReplayCacheKeyPrefix = running.ReplayCacheKeyPrefix })
 	keep("backend", cfg.Backend != running.Backend, func() { cfg.Backend = running.Backend })
 	keep("backend_proxy_protocol", cfg.BackendProxyProtocol != running.BackendProxyProtocol,
 		func() { cfg.BackendProxyProtocol = running.BackendProxyProtocol })

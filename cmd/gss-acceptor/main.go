@@ -51,6 +51,7 @@ type options struct {
 	logFormat   string
 	backend     string
 	proxyProto  string
+	replayCache string
 	checkConfig bool
 	version     bool
 	set         map[string]bool
@@ -66,6 +67,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.workers, "workers", 0, "number of worker processes (default: number of CPUs)")
 	fs.StringVar(&o.backend, "backend", "", "service behind the workers: sample (default), tcp:HOST:PORT or unix:/PATH (docs/stream.md)")
 	fs.StringVar(&o.proxyProto, "backend-proxy-protocol", "", `"v2": send a PROXY v2 header with the client's address and principal to the backend`)
+	fs.StringVar(&o.replayCache, "replay-cache", "", "replay cache: memory (default), redis://[user:pass@]HOST:PORT/DB or rediss://... shared by every host (docs/operations.md)")
 	fs.StringVar(&o.logLevel, "log-level", "", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "", "log format: json or console")
 	fs.BoolVar(&o.checkConfig, "check-config", false, "validate the configuration and keytab, then exit 0 (ok) or 1")
@@ -114,6 +116,9 @@ func loadConfig(o *options) (*config.Config, error) {
 	}
 	if o.set["backend-proxy-protocol"] {
 		cfg.BackendProxyProtocol = o.proxyProto
+	}
+	if o.set["replay-cache"] {
+		cfg.ReplayCache = o.replayCache
 	}
 	if o.set["log-level"] {
 		cfg.LogLevel = o.logLevel
@@ -167,7 +172,16 @@ func run(args []string) int {
 // executable. Problems and warnings go to stderr, the verdict and the
 // keytab's principals to stdout.
 func checkConfig(cfg *config.Config, path string, stdout, stderr io.Writer) int {
-	_, summary, err := buildAcceptor(cfg, gss.NewReplayCache(cfg.ReplayCacheSize), func(entry string) {
+	// A shared replay cache's URL is parsed, not contacted.
+	store, rs, err := newReplayStore(cfg, gss.NewReplayCache(cfg.ReplayCacheSize), nil, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "gss-acceptor:", err)
+		return exitFailure
+	}
+	if rs != nil {
+		defer rs.Close()
+	}
+	_, summary, err := buildAcceptor(cfg, store, func(entry string) {
 		fmt.Fprintln(stderr, "gss-acceptor: warning:", entry)
 	})
 	if err != nil {

@@ -124,6 +124,16 @@ const (
 	// which MIT gss-client speaks.
 	DefaultBackend = BackendSample
 
+	// DefaultReplayCache is the replay cache backend: in memory, per process.
+	DefaultReplayCache = "memory"
+	// DefaultReplayCacheFailure is what a handshake does when a shared
+	// replay cache cannot answer: it is refused.
+	DefaultReplayCacheFailure = "refuse"
+	// DefaultReplayCacheTimeout bounds one shared replay cache operation.
+	DefaultReplayCacheTimeout = 250 * time.Millisecond
+	// DefaultReplayCacheKeyPrefix namespaces the shared cache's keys.
+	DefaultReplayCacheKeyPrefix = "gss-acceptor:rc:"
+
 	// DefaultBackendConnectTimeout bounds a worker's connection attempt to
 	// a proxy backend.
 	DefaultBackendConnectTimeout = 5 * time.Second
@@ -299,6 +309,26 @@ type Config struct {
 	// cache. Default DefaultReplayCacheSize.
 	ReplayCacheSize int
 
+	// ReplayCache (replay_cache) is where accepted authenticators are
+	// remembered: "memory" (default; this process only) or
+	// redis://[user:pass@]HOST:PORT/DB, rediss://... for TLS (Redis or
+	// Valkey shared by every host serving the same principals). Restart
+	// only.
+	ReplayCache string
+
+	// ReplayCacheFailure (replay_cache_failure) is what a handshake does
+	// when the shared replay cache cannot answer: "refuse" (default) or
+	// "fallback" to this process's memory cache.
+	ReplayCacheFailure string
+
+	// ReplayCacheTimeout (replay_cache_timeout) bounds one shared replay
+	// cache operation, dial included. Default DefaultReplayCacheTimeout.
+	ReplayCacheTimeout time.Duration
+
+	// ReplayCacheKeyPrefix (replay_cache_key_prefix) is prepended to the
+	// shared replay cache's keys. Default DefaultReplayCacheKeyPrefix.
+	ReplayCacheKeyPrefix string
+
 	// ImportDeadline (import_deadline) is how long a handed-off context
 	// stays importable by a worker. Default DefaultImportDeadline.
 	ImportDeadline time.Duration
@@ -406,6 +436,10 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.MaxMessageSize, DefaultMaxMessageSize)
 	setDefault(&c.ClockSkew, DefaultClockSkew)
 	setDefault(&c.ReplayCacheSize, DefaultReplayCacheSize)
+	setDefault(&c.ReplayCache, DefaultReplayCache)
+	setDefault(&c.ReplayCacheFailure, DefaultReplayCacheFailure)
+	setDefault(&c.ReplayCacheTimeout, DefaultReplayCacheTimeout)
+	setDefault(&c.ReplayCacheKeyPrefix, DefaultReplayCacheKeyPrefix)
 	setDefault(&c.ImportDeadline, DefaultImportDeadline)
 	setDefault(&c.ShutdownTimeout, DefaultShutdownTimeout)
 	setDefault(&c.Backend, DefaultBackend)

@@ -1,10 +1,12 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net"
 	"net/netip"
+	"net/url"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -262,6 +264,7 @@ func (v *validator) limits() {
 	v.sizeRange("max_message_size", c.MaxMessageSize, minMessageSize, maxMessageSize)
 	v.durationRange("clock_skew", c.ClockSkew, minClockSkew, maxClockSkew)
 	v.intRange("replay_cache_size", c.ReplayCacheSize, 1, maxReplayCacheSize)
+	v.replayCache()
 	v.durationRange("import_deadline", c.ImportDeadline, minTimeout, maxImportDeadline)
 	v.durationRange("shutdown_timeout", c.ShutdownTimeout, minTimeout, maxShutdownTimeout)
 	if c.AllowUnauthenticated {
@@ -274,6 +277,39 @@ func (v *validator) limits() {
 	if n := len(c.ChannelBindings); n > maxChannelBindings {
 		v.fail("channel_bindings", "is %d bytes, more than %s", n, formatSize(maxChannelBindings))
 	}
+}
+
+// replayCache checks the replay cache backend: memory, or a redis:// or
+// rediss:// URL with a host and port (the Redis client parses the rest at
+// start and in -check-config).
+func (v *validator) replayCache() {
+	c := v.c
+	switch rc := c.ReplayCache; {
+	case rc == DefaultReplayCache:
+	case strings.HasPrefix(rc, "redis://") || strings.HasPrefix(rc, "rediss://"):
+		u, err := url.Parse(rc)
+		if err != nil {
+			v.fail("replay_cache", "not a URL (%v)", redactURLError(err))
+		} else if u.Hostname() == "" || u.Port() == "" {
+			v.fail("replay_cache", "%s needs HOST:PORT", u.Redacted())
+		}
+	default:
+		v.fail("replay_cache", "must be memory, redis://HOST:PORT/DB or rediss://HOST:PORT/DB; got %s", quote(rc))
+	}
+	v.enum("replay_cache_failure", c.ReplayCacheFailure, []string{"refuse", "fallback"})
+	v.durationRange("replay_cache_timeout", c.ReplayCacheTimeout, time.Millisecond, time.Minute)
+	if c.ReplayCacheKeyPrefix == "" {
+		v.fail("replay_cache_key_prefix", "must not be empty")
+	}
+}
+
+// redactURLError drops the URL, which may hold a password, from a
+// url.Parse error.
+func redactURLError(err error) error {
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		return ue.Err
+	}
+	return err
 }
 
 func (v *validator) logging() {
