@@ -190,6 +190,7 @@ func (d *daemonState) start() error {
 		MaxPending:          cfg.MaxPendingConnections,
 		MaxPendingPerSource: cfg.MaxPendingPerSource,
 		FirstFrameTimeout:   cfg.FirstFrameTimeout,
+		ProxyProtocolFrom:   cfg.ProxyNetworks(),
 		Logger:              log.Named("listener"),
 		OnOutcome: func(o listener.Outcome) {
 			d.metrics.ObserveHandshake(o.Result, o.Handshake, o.Handoff, o.KRBCode)
@@ -448,6 +449,8 @@ func keepRestartOnly(cfg, running *config.Config) []string {
 	keep("max_token_size", cfg.MaxTokenSize != running.MaxTokenSize, func() { cfg.MaxTokenSize = running.MaxTokenSize })
 	keep("import_deadline", cfg.ImportDeadline != running.ImportDeadline, func() { cfg.ImportDeadline = running.ImportDeadline })
 	keep("replay_cache_size", cfg.ReplayCacheSize != running.ReplayCacheSize, func() { cfg.ReplayCacheSize = running.ReplayCacheSize })
+	keep("proxy_protocol_from", !slices.Equal(cfg.ProxyProtocolFrom, running.ProxyProtocolFrom),
+		func() { cfg.ProxyProtocolFrom = running.ProxyProtocolFrom })
 	keep("replay_cache", cfg.ReplayCache != running.ReplayCache, func() { cfg.ReplayCache = running.ReplayCache })
 	keep("replay_cache_failure", cfg.ReplayCacheFailure != running.ReplayCacheFailure,
 		func() { cfg.ReplayCacheFailure = running.ReplayCacheFailure })

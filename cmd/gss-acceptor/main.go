@@ -52,6 +52,7 @@ type options struct {
 	backend     string
 	proxyProto  string
 	replayCache string
+	proxyFrom   listFlag
 	checkConfig bool
 	version     bool
 	set         map[string]bool
@@ -67,6 +68,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.workers, "workers", 0, "number of worker processes (default: number of CPUs)")
 	fs.StringVar(&o.backend, "backend", "", "service behind the workers: sample (default), tcp:HOST:PORT or unix:/PATH (docs/stream.md)")
 	fs.StringVar(&o.proxyProto, "backend-proxy-protocol", "", `"v2": send a PROXY v2 header with the client's address and principal to the backend`)
+	fs.Var(&o.proxyFrom, "proxy-protocol-from", "CIDR networks of load balancers that send a PROXY v1/v2 header (repeatable or comma list)")
 	fs.StringVar(&o.replayCache, "replay-cache", "", "replay cache: memory (default), redis://[user:pass@]HOST:PORT/DB or rediss://... shared by every host (docs/operations.md)")
 	fs.StringVar(&o.logLevel, "log-level", "", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "", "log format: json or console")
@@ -116,6 +118,9 @@ func loadConfig(o *options) (*config.Config, error) {
 	}
 	if o.set["backend-proxy-protocol"] {
 		cfg.BackendProxyProtocol = o.proxyProto
+	}
+	if o.set["proxy-protocol-from"] {
+		cfg.ProxyProtocolFrom = append([]string(nil), o.proxyFrom...)
 	}
 	if o.set["replay-cache"] {
 		cfg.ReplayCache = o.replayCache

@@ -70,3 +70,23 @@ func TestReplayCacheFlag(t *testing.T) {
 		t.Fatalf("bad -replay-cache: %v", err)
 	}
 }
+
+// TestProxyProtocolFlag: -proxy-protocol-from takes a comma list of CIDR
+// networks; a host address without a prefix length is refused.
+func TestProxyProtocolFlag(t *testing.T) {
+	o, err := parseFlags([]string{"-keytab", "/etc/krb5.keytab", "-proxy-protocol-from", "10.0.0.0/24,2001:db8::/64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := loadConfig(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.ProxyNetworks(); len(got) != 2 || got[0].String() != "10.0.0.0/24" || got[1].String() != "2001:db8::/64" {
+		t.Fatalf("networks %v", got)
+	}
+	o, _ = parseFlags([]string{"-keytab", "/etc/krb5.keytab", "-proxy-protocol-from", "10.0.0.1"})
+	if _, err := loadConfig(o); err == nil || !strings.Contains(err.Error(), "proxy_protocol_from") {
+		t.Fatalf("bad -proxy-protocol-from: %v", err)
+	}
+}

@@ -21,6 +21,7 @@ package config
 import (
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"runtime"
 	"time"
@@ -309,6 +310,12 @@ type Config struct {
 	// cache. Default DefaultReplayCacheSize.
 	ReplayCacheSize int
 
+	// ProxyProtocolFrom (proxy_protocol_from) lists the CIDR networks of
+	// trusted load balancers whose connections open with a PROXY v1 or v2
+	// header naming the client. Empty (default): no PROXY protocol.
+	// Restart only.
+	ProxyProtocolFrom []string
+
 	// ReplayCache (replay_cache) is where accepted authenticators are
 	// remembered: "memory" (default; this process only) or
 	// redis://[user:pass@]HOST:PORT/DB, rediss://... for TLS (Redis or
@@ -465,6 +472,7 @@ func (c *Config) Clone() *Config {
 	n := *c
 	n.Listen = cloneStrings(c.Listen)
 	n.Services = cloneStrings(c.Services)
+	n.ProxyProtocolFrom = cloneStrings(c.ProxyProtocolFrom)
 	return &n
 }
 
@@ -529,4 +537,16 @@ func Parse(data []byte, name string) (*Config, error) {
 // the value is still the one read from that line.
 func (c *Config) Validate() error {
 	return joinSorted(c.validate(true))
+}
+
+// ProxyNetworks returns ProxyProtocolFrom parsed; Validate has checked it,
+// so an unparsable item is skipped.
+func (c *Config) ProxyNetworks() []netip.Prefix {
+	var ps []netip.Prefix
+	for _, s := range c.ProxyProtocolFrom {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			ps = append(ps, p)
+		}
+	}
+	return ps
 }

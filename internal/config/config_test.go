@@ -175,6 +175,7 @@ func TestParseFullFile(t *testing.T) {
 		MaxMessageSize:          4 << 20,
 		ClockSkew:               2 * time.Minute,
 		ReplayCacheSize:         250000,
+		ProxyProtocolFrom:       []string{"10.0.0.0/24", "2001:db8::/64"},
 		ReplayCache:             "rediss://acceptor:secret@cache.example.com:6380/2",
 		ReplayCacheFailure:      "fallback",
 		ReplayCacheTimeout:      100 * time.Millisecond,
@@ -318,6 +319,9 @@ func TestInvalidValues(t *testing.T) {
 		want string // a substring of the message
 	}{
 		{"listen not a list", `listen: ":4444"`, "listen", "must be a list"},
+		{"proxy_protocol_from not CIDR", "proxy_protocol_from:\n  - 10.0.0.1", "proxy_protocol_from", "not a CIDR network"},
+		{"proxy_protocol_from host bits", "proxy_protocol_from:\n  - 10.0.0.1/8", "proxy_protocol_from", "the network is 10.0.0.0/8"},
+		{"proxy_protocol_from not list", "proxy_protocol_from: 10.0.0.0/8", "proxy_protocol_from", "must be a list"},
 		{"replay_cache unknown", `replay_cache: file`, "replay_cache", "must be memory, redis://"},
 		{"replay_cache no port", `replay_cache: "redis://cache.example/0"`, "replay_cache", "needs HOST:PORT"},
 		{"replay_cache no host redacted", `replay_cache: "redis://u:hunter2@:6379/0"`, "replay_cache", "u:xxxxx@"},

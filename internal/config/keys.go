@@ -77,6 +77,7 @@ var keys = []keyDef{
 	{name: "max_message_size", kind: kindSize, num: func(c *Config) *int { return &c.MaxMessageSize }},
 	{name: "clock_skew", kind: kindDuration, dur: func(c *Config) *time.Duration { return &c.ClockSkew }},
 	{name: "replay_cache_size", kind: kindInt, num: func(c *Config) *int { return &c.ReplayCacheSize }},
+	{name: "proxy_protocol_from", kind: kindList, list: func(c *Config) *[]string { return &c.ProxyProtocolFrom }},
 	{name: "replay_cache", kind: kindString, str: func(c *Config) *string { return &c.ReplayCache }},
 	{name: "replay_cache_failure", kind: kindString, str: func(c *Config) *string { return &c.ReplayCacheFailure }},
 	{name: "replay_cache_timeout", kind: kindDuration, dur: func(c *Config) *time.Duration { return &c.ReplayCacheTimeout }},

@@ -265,6 +265,7 @@ func (v *validator) limits() {
 	v.durationRange("clock_skew", c.ClockSkew, minClockSkew, maxClockSkew)
 	v.intRange("replay_cache_size", c.ReplayCacheSize, 1, maxReplayCacheSize)
 	v.replayCache()
+	v.proxyProtocolFrom()
 	v.durationRange("import_deadline", c.ImportDeadline, minTimeout, maxImportDeadline)
 	v.durationRange("shutdown_timeout", c.ShutdownTimeout, minTimeout, maxShutdownTimeout)
 	if c.AllowUnauthenticated {
@@ -276,6 +277,25 @@ func (v *validator) limits() {
 	}
 	if n := len(c.ChannelBindings); n > maxChannelBindings {
 		v.fail("channel_bindings", "is %d bytes, more than %s", n, formatSize(maxChannelBindings))
+	}
+}
+
+// proxyProtocolFrom checks that every item is a CIDR network (its network
+// address, so that 10.0.0.1/8 is not mistaken for a host).
+func (v *validator) proxyProtocolFrom() {
+	for i, s := range v.c.ProxyProtocolFrom {
+		p, err := netip.ParsePrefix(s)
+		switch {
+		case err != nil:
+			v.failItem("proxy_protocol_from", i, "%s is not a CIDR network (e.g. 10.0.0.0/24, 192.0.2.10/32)", quote(s))
+		case p != p.Masked():
+			v.failItem("proxy_protocol_from", i, "%s has host bits set; the network is %s", quote(s), p.Masked())
+		case p.Addr().Zone() != "":
+			v.failItem("proxy_protocol_from", i, "%s has a zone", quote(s))
+		}
+	}
+	if len(v.c.ProxyProtocolFrom) > 1024 {
+		v.fail("proxy_protocol_from", "lists %d networks, more than 1024", len(v.c.ProxyProtocolFrom))
 	}
 }
 

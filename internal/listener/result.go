@@ -60,6 +60,10 @@ const (
 	// ResultFirstFrameTimeout: the first context token had not fully
 	// arrived within first_frame_timeout of accept.
 	ResultFirstFrameTimeout Result = "first_frame_timeout"
+	// ResultProxyHeader: a connection from a proxy_protocol_from network
+	// did not start with a valid PROXY v1 or v2 header, or one from any
+	// other address started with one (ARCHITECTURE.md §7).
+	ResultProxyHeader Result = "proxy_header"
 	// ResultInternalError: the handshake panicked (a bug); only that
 	// connection was lost.
 	ResultInternalError Result = "internal_error"
@@ -88,6 +92,7 @@ func Results() []Result {
 		ResultPendingFull,
 		ResultSourceLimit,
 		ResultFirstFrameTimeout,
+		ResultProxyHeader,
 		ResultInternalError,
 		ResultError,
 	}
