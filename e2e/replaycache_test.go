@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -156,4 +157,50 @@ func TestSharedReplayCache(t *testing.T) {
 			t.Fatalf("a second memory-cache instance refused the bytes: %x", body)
 		}
 	})
+}
+
+// TestFileReplayCacheSurvivesSIGKILL: with replay_cache: file:PATH, an
+// AP-REQ accepted before the acceptor is killed with SIGKILL is refused
+// (KRB-ERROR 34) by the acceptor restarted on the same file; a fresh one
+// is accepted. Control: with the memory cache the restarted acceptor
+// accepts the captured AP-REQ again.
+func TestFileReplayCacheSurvivesSIGKILL(t *testing.T) {
+	r := testrealm.Shared(t)
+	tkt := goTicket(t, r)
+	for _, tc := range []struct {
+		name   string
+		cache  string
+		replay bool // the restarted acceptor refuses the captured AP-REQ
+	}{
+		{"file", strconv.Quote("file:" + filepath.Join(t.TempDir(), "rcache")), true},
+		{"memory (control)", "memory", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := acceptorOptions{"workers": "1", "replay_cache": tc.cache}
+			a := startAcceptor(t, r, opts)
+			init, apreq := initialToken(t, tkt)
+			acceptOnce(t, a.addr, init, apreq)
+			workers := a.workerPIDs()
+			if err := a.cmd.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			<-a.done
+			// The orphaned worker has no session left and exits.
+			if alive := waitGone(workers, 15*time.Second); len(alive) != 0 {
+				t.Fatalf("workers %v still alive", alive)
+			}
+			b := startAcceptor(t, r, opts)
+			body := firstReply(t, b.addr, apreq)
+			if tc.replay {
+				if accepted(nil, body) {
+					t.Fatal("the restarted acceptor accepted the captured AP-REQ")
+				}
+				assertKRBError(t, handshakeReply(t, b.addr, apreq), 34)
+			} else if !accepted(nil, body) {
+				t.Fatalf("memory cache: the restarted acceptor refused the AP-REQ: %x", body)
+			}
+			init, apreq = initialToken(t, tkt)
+			acceptOnce(t, b.addr, init, apreq)
+		})
+	}
 }

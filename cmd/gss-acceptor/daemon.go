@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -27,6 +28,7 @@ import (
 	"github.com/gss-acceptor/gss-acceptor/internal/listener"
 	"github.com/gss-acceptor/gss-acceptor/internal/logging"
 	"github.com/gss-acceptor/gss-acceptor/internal/metrics"
+	"github.com/gss-acceptor/gss-acceptor/internal/replay/filestore"
 	"github.com/gss-acceptor/gss-acceptor/internal/replay/redisstore"
 	"github.com/gss-acceptor/gss-acceptor/internal/supervisor"
 	"github.com/gss-acceptor/gss-acceptor/internal/version"
@@ -45,7 +47,8 @@ type daemonState struct {
 	cfg    *config.Config
 	replay *gss.ReplayCache  // this process's cache: the store, or the fallback of a shared one
 	store  gss.ReplayStore   // what the acceptors ask: replay, or the shared cache
-	redis  *redisstore.Store // the shared cache, nil with replay_cache: memory
+	redis  *redisstore.Store // the shared cache, nil unless replay_cache: redis://...
+	file   *filestore.Store  // the file cache, nil unless replay_cache: file:PATH
 
 	sealKey *gss.SealKey
 	pool    *supervisor.Pool
@@ -87,6 +90,12 @@ func newDaemon(cfg *config.Config, o *options) (*daemonState, error) {
 	if d.store, d.redis, err = newReplayStore(cfg, d.replay, d.metrics, lg.Logger); err != nil {
 		return nil, err
 	}
+	if path, ok := strings.CutPrefix(cfg.ReplayCache, "file:"); ok {
+		if d.file, err = filestore.Open(path, filestore.Options{MaxEntries: cfg.ReplayCacheSize}); err != nil {
+			return nil, err
+		}
+		d.store = d.file
+	}
 	return d, nil
 }
 
@@ -95,6 +104,11 @@ func newDaemon(cfg *config.Config, o *options) (*daemonState, error) {
 // had been started is stopped.
 func (d *daemonState) run() int {
 	defer d.log.Sync()
+	if d.file != nil {
+		defer d.file.Close()
+		d.log.Info("replay cache file", zap.String("path", strings.TrimPrefix(d.cfg.ReplayCache, "file:")),
+			zap.Int("entries_loaded", d.file.Len()))
+	}
 	if d.redis != nil {
 		defer d.redis.Close()
 		pingReplayStore(d.redis, d.cfg, d.log.Logger)
@@ -473,7 +487,9 @@ func keepRestartOnly(cfg, running *config.Config) []string {
 // snapshot is the metrics' view of the pool and caches at scrape time.
 func (d *daemonState) snapshot() metrics.Snapshot {
 	var s metrics.Snapshot
-	if d.replay != nil {
+	if d.file != nil {
+		s.ReplayCacheEntries = d.file.Len()
+	} else if d.replay != nil {
 		s.ReplayCacheEntries = d.replay.Len()
 	}
 	if d.pool != nil {

@@ -69,7 +69,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.backend, "backend", "", "service behind the workers: sample (default), tcp:HOST:PORT or unix:/PATH (docs/stream.md)")
 	fs.StringVar(&o.proxyProto, "backend-proxy-protocol", "", `"v2": send a PROXY v2 header with the client's address and principal to the backend`)
 	fs.Var(&o.proxyFrom, "proxy-protocol-from", "CIDR networks of load balancers that send a PROXY v1/v2 header (repeatable or comma list)")
-	fs.StringVar(&o.replayCache, "replay-cache", "", "replay cache: memory (default), redis://[user:pass@]HOST:PORT/DB or rediss://... shared by every host (docs/operations.md)")
+	fs.StringVar(&o.replayCache, "replay-cache", "", "replay cache: memory (default), file:/PATH (survives restarts), redis://[user:pass@]HOST:PORT/DB or rediss://... shared by every host (docs/operations.md)")
 	fs.StringVar(&o.logLevel, "log-level", "", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "", "log format: json or console")
 	fs.BoolVar(&o.checkConfig, "check-config", false, "validate the configuration and keytab, then exit 0 (ok) or 1")
@@ -185,6 +185,14 @@ func checkConfig(cfg *config.Config, path string, stdout, stderr io.Writer) int 
 	}
 	if rs != nil {
 		defer rs.Close()
+	}
+	// A replay cache file is not opened (the running daemon holds its
+	// lock): its directory must exist.
+	if path, ok := strings.CutPrefix(cfg.ReplayCache, "file:"); ok {
+		if st, err := os.Stat(filepath.Dir(path)); err != nil || !st.IsDir() {
+			fmt.Fprintln(stderr, "gss-acceptor: replay_cache: directory of", path, "is not usable:", err)
+			return exitFailure
+		}
 	}
 	_, summary, err := buildAcceptor(cfg, store, func(entry string) {
 		fmt.Fprintln(stderr, "gss-acceptor: warning:", entry)

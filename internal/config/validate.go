@@ -306,6 +306,10 @@ func (v *validator) replayCache() {
 	c := v.c
 	switch rc := c.ReplayCache; {
 	case rc == DefaultReplayCache:
+	case strings.HasPrefix(rc, "file:"):
+		if p := strings.TrimPrefix(rc, "file:"); !filepath.IsAbs(p) || filepath.Clean(p) != p {
+			v.fail("replay_cache", "file:PATH needs an absolute, clean path; got %s", quote(rc))
+		}
 	case strings.HasPrefix(rc, "redis://") || strings.HasPrefix(rc, "rediss://"):
 		u, err := url.Parse(rc)
 		if err != nil {
@@ -314,7 +318,7 @@ func (v *validator) replayCache() {
 			v.fail("replay_cache", "%s needs HOST:PORT", u.Redacted())
 		}
 	default:
-		v.fail("replay_cache", "must be memory, redis://HOST:PORT/DB or rediss://HOST:PORT/DB; got %s", quote(rc))
+		v.fail("replay_cache", "must be memory, file:/PATH, redis://HOST:PORT/DB or rediss://HOST:PORT/DB; got %s", quote(rc))
 	}
 	v.enum("replay_cache_failure", c.ReplayCacheFailure, []string{"refuse", "fallback"})
 	v.durationRange("replay_cache_timeout", c.ReplayCacheTimeout, time.Millisecond, time.Minute)
