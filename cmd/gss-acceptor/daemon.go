@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -27,6 +28,8 @@ import (
 	"github.com/gss-acceptor/gss-acceptor/internal/listener"
 	"github.com/gss-acceptor/gss-acceptor/internal/logging"
 	"github.com/gss-acceptor/gss-acceptor/internal/metrics"
+	"github.com/gss-acceptor/gss-acceptor/internal/replay/filestore"
+	"github.com/gss-acceptor/gss-acceptor/internal/replay/redisstore"
 	"github.com/gss-acceptor/gss-acceptor/internal/supervisor"
 	"github.com/gss-acceptor/gss-acceptor/internal/version"
 )
@@ -42,7 +45,10 @@ type daemonState struct {
 
 	mu     sync.Mutex // guards cfg during reload
 	cfg    *config.Config
-	replay *gss.ReplayCache
+	replay *gss.ReplayCache  // this process's cache: the store, or the fallback of a shared one
+	store  gss.ReplayStore   // what the acceptors ask: replay, or the shared cache
+	redis  *redisstore.Store // the shared cache, nil unless replay_cache: redis://...
+	file   *filestore.Store  // the file cache, nil unless replay_cache: file:PATH
 
 	sealKey *gss.SealKey
 	pool    *supervisor.Pool
@@ -81,6 +87,15 @@ func newDaemon(cfg *config.Config, o *options) (*daemonState, error) {
 	}
 	d := &daemonState{opts: o, log: lg, cfg: cfg, replay: gss.NewReplayCache(cfg.ReplayCacheSize)}
 	d.metrics = metrics.New(metrics.Options{Version: version.String(), Snapshot: d.snapshot})
+	if d.store, d.redis, err = newReplayStore(cfg, d.replay, d.metrics, lg.Logger); err != nil {
+		return nil, err
+	}
+	if path, ok := strings.CutPrefix(cfg.ReplayCache, "file:"); ok {
+		if d.file, err = filestore.Open(path, filestore.Options{MaxEntries: cfg.ReplayCacheSize}); err != nil {
+			return nil, err
+		}
+		d.store = d.file
+	}
 	return d, nil
 }
 
@@ -89,6 +104,15 @@ func newDaemon(cfg *config.Config, o *options) (*daemonState, error) {
 // had been started is stopped.
 func (d *daemonState) run() int {
 	defer d.log.Sync()
+	if d.file != nil {
+		defer d.file.Close()
+		d.log.Info("replay cache file", zap.String("path", strings.TrimPrefix(d.cfg.ReplayCache, "file:")),
+			zap.Int("entries_loaded", d.file.Len()))
+	}
+	if d.redis != nil {
+		defer d.redis.Close()
+		pingReplayStore(d.redis, d.cfg, d.log.Logger)
+	}
 	if err := d.start(); err != nil {
 		d.log.Error("cannot start", zap.Error(err))
 		d.abandonStart()
@@ -187,6 +211,7 @@ func (d *daemonState) start() error {
 		FirstFrameTimeout:   cfg.FirstFrameTimeout,
 		AllowClients:        allow,
 		StreamRefusal:       cfg.Backend != config.BackendSample,
+		ProxyProtocolFrom:   cfg.ProxyNetworks(),
 		Logger:              log.Named("listener"),
 		OnOutcome: func(o listener.Outcome) {
 			d.metrics.ObserveHandshake(o.Result, o.Handshake, o.Handoff, o.KRBCode)
@@ -467,6 +492,15 @@ func keepRestartOnly(cfg, running *config.Config) []string {
 	keep("max_token_size", cfg.MaxTokenSize != running.MaxTokenSize, func() { cfg.MaxTokenSize = running.MaxTokenSize })
 	keep("import_deadline", cfg.ImportDeadline != running.ImportDeadline, func() { cfg.ImportDeadline = running.ImportDeadline })
 	keep("replay_cache_size", cfg.ReplayCacheSize != running.ReplayCacheSize, func() { cfg.ReplayCacheSize = running.ReplayCacheSize })
+	keep("proxy_protocol_from", !slices.Equal(cfg.ProxyProtocolFrom, running.ProxyProtocolFrom),
+		func() { cfg.ProxyProtocolFrom = running.ProxyProtocolFrom })
+	keep("replay_cache", cfg.ReplayCache != running.ReplayCache, func() { cfg.ReplayCache = running.ReplayCache })
+	keep("replay_cache_failure", cfg.ReplayCacheFailure != running.ReplayCacheFailure,
+		func() { cfg.ReplayCacheFailure = running.ReplayCacheFailure })
+	keep("replay_cache_timeout", cfg.ReplayCacheTimeout != running.ReplayCacheTimeout,
+		func() { cfg.ReplayCacheTimeout = running.ReplayCacheTimeout })
+	keep("replay_cache_key_prefix", cfg.ReplayCacheKeyPrefix != running.ReplayCacheKeyPrefix,
+		func() { cfg.ReplayCacheKeyPrefix = running.ReplayCacheKeyPrefix })
 	keep("backend", cfg.Backend != running.Backend, func() { cfg.Backend = running.Backend })
 	keep("backend_proxy_protocol", cfg.BackendProxyProtocol != running.BackendProxyProtocol,
 		func() { cfg.BackendProxyProtocol = running.BackendProxyProtocol })
@@ -485,7 +519,9 @@ func keepRestartOnly(cfg, running *config.Config) []string {
 // snapshot is the metrics' view of the pool and caches at scrape time.
 func (d *daemonState) snapshot() metrics.Snapshot {
 	var s metrics.Snapshot
-	if d.replay != nil {
+	if d.file != nil {
+		s.ReplayCacheEntries = d.file.Len()
+	} else if d.replay != nil {
 		s.ReplayCacheEntries = d.replay.Len()
 	}
 	if d.pool != nil {

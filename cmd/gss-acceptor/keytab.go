@@ -75,7 +75,7 @@ func loadKeytab(path string) (*keytab.Keytab, error) {
 // can serve the configured services (an AES key for each, or for some
 // principal when none is listed); its refusal is returned naming the
 // keytab. warn is called with each keytab entry the acceptor will not use.
-func buildAcceptor(cfg *config.Config, replay *gss.ReplayCache, warn func(entry string)) (*gss.Acceptor, keytabSummary, error) {
+func buildAcceptor(cfg *config.Config, replay gss.ReplayStore, warn func(entry string)) (*gss.Acceptor, keytabSummary, error) {
 	kt, err := loadKeytab(cfg.Keytab)
 	if err != nil {
 		return nil, nil, err
@@ -105,7 +105,7 @@ func buildAcceptor(cfg *config.Config, replay *gss.ReplayCache, warn func(entry 
 // shared by every acceptor a reload makes so that no replay window opens,
 // and logs the keytab entries it will not use.
 func (d *daemonState) newAcceptor(cfg *config.Config) (*gss.Acceptor, keytabSummary, error) {
-	return buildAcceptor(cfg, d.replay, func(entry string) {
+	return buildAcceptor(cfg, d.store, func(entry string) {
 		d.log.Warn("keytab entry not served", zap.String("entry", entry))
 	})
 }

@@ -53,6 +53,8 @@ type options struct {
 	backend     string
 	proxyProto  string
 	execPath    string
+	replayCache string
+	proxyFrom   listFlag
 	checkConfig bool
 	version     bool
 	set         map[string]bool
@@ -70,6 +72,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.backend, "backend", "", "service behind the workers: sample (default), tcp:HOST:PORT or unix:/PATH (docs/stream.md)")
 	fs.StringVar(&o.proxyProto, "backend-proxy-protocol", "", `"v2": send a PROXY v2 header with the client's address and principal to the backend`)
 	fs.StringVar(&o.execPath, "exec", "", "backend exec: program run per session, stream on stdin/stdout (no arguments; exec_args in the config file)")
+	fs.Var(&o.proxyFrom, "proxy-protocol-from", "CIDR networks of load balancers that send a PROXY v1/v2 header (repeatable or comma list)")
+	fs.StringVar(&o.replayCache, "replay-cache", "", "replay cache: memory (default), file:/PATH (survives restarts), redis://[user:pass@]HOST:PORT/DB or rediss://... shared by every host (docs/operations.md)")
 	fs.StringVar(&o.logLevel, "log-level", "", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "", "log format: json or console")
 	fs.BoolVar(&o.checkConfig, "check-config", false, "validate the configuration and keytab, then exit 0 (ok) or 1")
@@ -129,6 +133,12 @@ func loadConfig(o *options) (*config.Config, error) {
 	if o.set["backend-proxy-protocol"] {
 		cfg.BackendProxyProtocol = o.proxyProto
 	}
+	if o.set["proxy-protocol-from"] {
+		cfg.ProxyProtocolFrom = append([]string(nil), o.proxyFrom...)
+	}
+	if o.set["replay-cache"] {
+		cfg.ReplayCache = o.replayCache
+	}
 	if o.set["log-level"] {
 		cfg.LogLevel = o.logLevel
 	}
@@ -181,7 +191,24 @@ func run(args []string) int {
 // executable. Problems and warnings go to stderr, the verdict and the
 // keytab's principals to stdout.
 func checkConfig(cfg *config.Config, path string, stdout, stderr io.Writer) int {
-	_, summary, err := buildAcceptor(cfg, gss.NewReplayCache(cfg.ReplayCacheSize), func(entry string) {
+	// A shared replay cache's URL is parsed, not contacted.
+	store, rs, err := newReplayStore(cfg, gss.NewReplayCache(cfg.ReplayCacheSize), nil, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "gss-acceptor:", err)
+		return exitFailure
+	}
+	if rs != nil {
+		defer rs.Close()
+	}
+	// A replay cache file is not opened (the running daemon holds its
+	// lock): its directory must exist.
+	if path, ok := strings.CutPrefix(cfg.ReplayCache, "file:"); ok {
+		if st, err := os.Stat(filepath.Dir(path)); err != nil || !st.IsDir() {
+			fmt.Fprintln(stderr, "gss-acceptor: replay_cache: directory of", path, "is not usable:", err)
+			return exitFailure
+		}
+	}
+	_, summary, err := buildAcceptor(cfg, store, func(entry string) {
 		fmt.Fprintln(stderr, "gss-acceptor: warning:", entry)
 	})
 	if err != nil {

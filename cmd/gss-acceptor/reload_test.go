@@ -54,6 +54,13 @@ func TestKeepRestartOnly(t *testing.T) {
 			c.ReplayCacheSize = 5
 			c.AllowUnauthenticated = !c.AllowUnauthenticated
 		}, []string{"import_deadline", "replay_cache_size", "allow_unauthenticated"}, nil},
+		{"proxy protocol", func(c *config.Config) { c.ProxyProtocolFrom = []string{"10.0.0.0/8"} }, []string{"proxy_protocol_from"}, nil},
+		{"shared replay cache", func(c *config.Config) {
+			c.ReplayCache = "redis://127.0.0.1:6379/0"
+			c.ReplayCacheFailure = "fallback"
+			c.ReplayCacheTimeout = time.Second
+			c.ReplayCacheKeyPrefix = "x:"
+		}, []string{"replay_cache", "replay_cache_failure", "replay_cache_timeout", "replay_cache_key_prefix"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,10 +2,12 @@ package main
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/gss-acceptor/gss-acceptor/internal/config"
+	"github.com/gss-acceptor/gss-acceptor/internal/gss"
 )
 
 func TestWorkerArgs(t *testing.T) {
@@ -36,5 +38,55 @@ func TestBackendFlags(t *testing.T) {
 	o, _ = parseFlags([]string{"-keytab", "/etc/krb5.keytab", "-backend", "redis"})
 	if _, err := loadConfig(o); err == nil {
 		t.Fatal("-backend redis accepted")
+	}
+}
+
+// TestReplayCacheFlag: -replay-cache sets replay_cache; a bad value is
+// refused naming the key; memory keeps the process's own cache.
+func TestReplayCacheFlag(t *testing.T) {
+	o, err := parseFlags([]string{"-keytab", "/etc/krb5.keytab", "-replay-cache", "redis://127.0.0.1:6379/3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := loadConfig(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ReplayCache != "redis://127.0.0.1:6379/3" {
+		t.Fatalf("replay_cache %q", c.ReplayCache)
+	}
+	local := gss.NewReplayCache(10)
+	store, rs, err := newReplayStore(c, local, nil, nil)
+	if err != nil || rs == nil || store != gss.ReplayStore(rs) {
+		t.Fatalf("redis store: %v %v %v", store, rs, err)
+	}
+	rs.Close()
+	c.ReplayCache = "memory"
+	if store, rs, err = newReplayStore(c, local, nil, nil); err != nil || rs != nil || store != gss.ReplayStore(local) {
+		t.Fatalf("memory store: %v %v %v", store, rs, err)
+	}
+	o, _ = parseFlags([]string{"-keytab", "/etc/krb5.keytab", "-replay-cache", "memcached://x:1"})
+	if _, err := loadConfig(o); err == nil || !strings.Contains(err.Error(), "replay_cache") {
+		t.Fatalf("bad -replay-cache: %v", err)
+	}
+}
+
+// TestProxyProtocolFlag: -proxy-protocol-from takes a comma list of CIDR
+// networks; a host address without a prefix length is refused.
+func TestProxyProtocolFlag(t *testing.T) {
+	o, err := parseFlags([]string{"-keytab", "/etc/krb5.keytab", "-proxy-protocol-from", "10.0.0.0/24,2001:db8::/64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := loadConfig(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.ProxyNetworks(); len(got) != 2 || got[0].String() != "10.0.0.0/24" || got[1].String() != "2001:db8::/64" {
+		t.Fatalf("networks %v", got)
+	}
+	o, _ = parseFlags([]string{"-keytab", "/etc/krb5.keytab", "-proxy-protocol-from", "10.0.0.1"})
+	if _, err := loadConfig(o); err == nil || !strings.Contains(err.Error(), "proxy_protocol_from") {
+		t.Fatalf("bad -proxy-protocol-from: %v", err)
 	}
 }

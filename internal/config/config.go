@@ -21,6 +21,7 @@ package config
 import (
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"runtime"
 	"time"
@@ -123,6 +124,16 @@ const (
 	// DefaultBackend is the default of backend: the gss-sample service,
 	// which MIT gss-client speaks.
 	DefaultBackend = BackendSample
+
+	// DefaultReplayCache is the replay cache backend: in memory, per process.
+	DefaultReplayCache = "memory"
+	// DefaultReplayCacheFailure is what a handshake does when a shared
+	// replay cache cannot answer: it is refused.
+	DefaultReplayCacheFailure = "refuse"
+	// DefaultReplayCacheTimeout bounds one shared replay cache operation.
+	DefaultReplayCacheTimeout = 250 * time.Millisecond
+	// DefaultReplayCacheKeyPrefix namespaces the shared cache's keys.
+	DefaultReplayCacheKeyPrefix = "gss-acceptor:rc:"
 
 	// DefaultBackendConnectTimeout bounds a worker's connection attempt to
 	// a proxy backend.
@@ -313,6 +324,32 @@ type Config struct {
 	// cache. Default DefaultReplayCacheSize.
 	ReplayCacheSize int
 
+	// ProxyProtocolFrom (proxy_protocol_from) lists the CIDR networks of
+	// trusted load balancers whose connections open with a PROXY v1 or v2
+	// header naming the client. Empty (default): no PROXY protocol.
+	// Restart only.
+	ProxyProtocolFrom []string
+
+	// ReplayCache (replay_cache) is where accepted authenticators are
+	// remembered: "memory" (default; this process only) or
+	// redis://[user:pass@]HOST:PORT/DB, rediss://... for TLS (Redis or
+	// Valkey shared by every host serving the same principals). Restart
+	// only.
+	ReplayCache string
+
+	// ReplayCacheFailure (replay_cache_failure) is what a handshake does
+	// when the shared replay cache cannot answer: "refuse" (default) or
+	// "fallback" to this process's memory cache.
+	ReplayCacheFailure string
+
+	// ReplayCacheTimeout (replay_cache_timeout) bounds one shared replay
+	// cache operation, dial included. Default DefaultReplayCacheTimeout.
+	ReplayCacheTimeout time.Duration
+
+	// ReplayCacheKeyPrefix (replay_cache_key_prefix) is prepended to the
+	// shared replay cache's keys. Default DefaultReplayCacheKeyPrefix.
+	ReplayCacheKeyPrefix string
+
 	// ImportDeadline (import_deadline) is how long a handed-off context
 	// stays importable by a worker. Default DefaultImportDeadline.
 	ImportDeadline time.Duration
@@ -427,6 +464,10 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.MaxMessageSize, DefaultMaxMessageSize)
 	setDefault(&c.ClockSkew, DefaultClockSkew)
 	setDefault(&c.ReplayCacheSize, DefaultReplayCacheSize)
+	setDefault(&c.ReplayCache, DefaultReplayCache)
+	setDefault(&c.ReplayCacheFailure, DefaultReplayCacheFailure)
+	setDefault(&c.ReplayCacheTimeout, DefaultReplayCacheTimeout)
+	setDefault(&c.ReplayCacheKeyPrefix, DefaultReplayCacheKeyPrefix)
 	setDefault(&c.ImportDeadline, DefaultImportDeadline)
 	setDefault(&c.ShutdownTimeout, DefaultShutdownTimeout)
 	setDefault(&c.Backend, DefaultBackend)
@@ -455,6 +496,7 @@ func (c *Config) Clone() *Config {
 	n.Services = cloneStrings(c.Services)
 	n.AllowClients = cloneStrings(c.AllowClients)
 	n.ExecArgs = cloneStrings(c.ExecArgs)
+	n.ProxyProtocolFrom = cloneStrings(c.ProxyProtocolFrom)
 	return &n
 }
 
@@ -519,4 +561,16 @@ func Parse(data []byte, name string) (*Config, error) {
 // the value is still the one read from that line.
 func (c *Config) Validate() error {
 	return joinSorted(c.validate(true))
+}
+
+// ProxyNetworks returns ProxyProtocolFrom parsed; Validate has checked it,
+// so an unparsable item is skipped.
+func (c *Config) ProxyNetworks() []netip.Prefix {
+	var ps []netip.Prefix
+	for _, s := range c.ProxyProtocolFrom {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			ps = append(ps, p)
+		}
+	}
+	return ps
 }

@@ -67,6 +67,10 @@ func TestDefaults(t *testing.T) {
 		MaxMessageSize:          DefaultMaxMessageSize,
 		ClockSkew:               DefaultClockSkew,
 		ReplayCacheSize:         DefaultReplayCacheSize,
+		ReplayCache:             DefaultReplayCache,
+		ReplayCacheFailure:      DefaultReplayCacheFailure,
+		ReplayCacheTimeout:      DefaultReplayCacheTimeout,
+		ReplayCacheKeyPrefix:    DefaultReplayCacheKeyPrefix,
 		ImportDeadline:          DefaultImportDeadline,
 		ShutdownTimeout:         DefaultShutdownTimeout,
 		Backend:                 DefaultBackend,
@@ -177,6 +181,11 @@ func TestParseFullFile(t *testing.T) {
 		MaxMessageSize:          4 << 20,
 		ClockSkew:               2 * time.Minute,
 		ReplayCacheSize:         250000,
+		ProxyProtocolFrom:       []string{"10.0.0.0/24", "2001:db8::/64"},
+		ReplayCache:             "rediss://acceptor:secret@cache.example.com:6380/2",
+		ReplayCacheFailure:      "fallback",
+		ReplayCacheTimeout:      100 * time.Millisecond,
+		ReplayCacheKeyPrefix:    "site-a:rc:",
 		ImportDeadline:          5 * time.Second,
 		ShutdownTimeout:         45 * time.Second,
 		AllowDelegation:         true,
@@ -316,6 +325,16 @@ func TestInvalidValues(t *testing.T) {
 		want string // a substring of the message
 	}{
 		{"listen not a list", `listen: ":4444"`, "listen", "must be a list"},
+		{"proxy_protocol_from not CIDR", "proxy_protocol_from:\n  - 10.0.0.1", "proxy_protocol_from", "not a CIDR network"},
+		{"proxy_protocol_from host bits", "proxy_protocol_from:\n  - 10.0.0.1/8", "proxy_protocol_from", "the network is 10.0.0.0/8"},
+		{"proxy_protocol_from not list", "proxy_protocol_from: 10.0.0.0/8", "proxy_protocol_from", "must be a list"},
+		{"replay_cache unknown", `replay_cache: memcached://x:1`, "replay_cache", "must be memory, file:/PATH, redis://"},
+		{"replay_cache file relative", `replay_cache: "file:rcache"`, "replay_cache", "absolute, clean path"},
+		{"replay_cache no port", `replay_cache: "redis://cache.example/0"`, "replay_cache", "needs HOST:PORT"},
+		{"replay_cache no host redacted", `replay_cache: "redis://u:hunter2@:6379/0"`, "replay_cache", "u:xxxxx@"},
+		{"replay_cache_failure", `replay_cache_failure: ignore`, "replay_cache_failure", "refuse"},
+		{"replay_cache_timeout", `replay_cache_timeout: 2m`, "replay_cache_timeout", "1m"},
+		{"replay_cache_key_prefix", `replay_cache_key_prefix: ""`, "replay_cache_key_prefix", "empty"},
 		{"listen empty", `listen: []`, "listen", "at least one address"},
 		{"listen no port", "listen:\n  - \"127.0.0.1\"", "listen", `must be "host:port"`},
 		{"listen named port", "listen:\n  - \"127.0.0.1:gss\"", "listen", "port must be a number"},
@@ -704,6 +723,7 @@ func TestRedacted(t *testing.T) {
 		"channel_bindings":           "(24 bytes)",
 		"log_format":                 "console",
 		"metrics_allow_non_loopback": true,
+		"replay_cache":               "rediss://acceptor:xxxxx@cache.example.com:6380/2",
 	}
 	for k, v := range want {
 		if !reflect.DeepEqual(m[k], v) {

@@ -1,10 +1,12 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net"
 	"net/netip"
+	"net/url"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -295,6 +297,8 @@ func (v *validator) limits() {
 	v.sizeRange("max_message_size", c.MaxMessageSize, minMessageSize, maxMessageSize)
 	v.durationRange("clock_skew", c.ClockSkew, minClockSkew, maxClockSkew)
 	v.intRange("replay_cache_size", c.ReplayCacheSize, 1, maxReplayCacheSize)
+	v.replayCache()
+	v.proxyProtocolFrom()
 	v.durationRange("import_deadline", c.ImportDeadline, minTimeout, maxImportDeadline)
 	v.durationRange("shutdown_timeout", c.ShutdownTimeout, minTimeout, maxShutdownTimeout)
 	if c.AllowUnauthenticated {
@@ -307,6 +311,62 @@ func (v *validator) limits() {
 	if n := len(c.ChannelBindings); n > maxChannelBindings {
 		v.fail("channel_bindings", "is %d bytes, more than %s", n, formatSize(maxChannelBindings))
 	}
+}
+
+// proxyProtocolFrom checks that every item is a CIDR network (its network
+// address, so that 10.0.0.1/8 is not mistaken for a host).
+func (v *validator) proxyProtocolFrom() {
+	for i, s := range v.c.ProxyProtocolFrom {
+		p, err := netip.ParsePrefix(s)
+		switch {
+		case err != nil:
+			v.failItem("proxy_protocol_from", i, "%s is not a CIDR network (e.g. 10.0.0.0/24, 192.0.2.10/32)", quote(s))
+		case p != p.Masked():
+			v.failItem("proxy_protocol_from", i, "%s has host bits set; the network is %s", quote(s), p.Masked())
+		case p.Addr().Zone() != "":
+			v.failItem("proxy_protocol_from", i, "%s has a zone", quote(s))
+		}
+	}
+	if len(v.c.ProxyProtocolFrom) > 1024 {
+		v.fail("proxy_protocol_from", "lists %d networks, more than 1024", len(v.c.ProxyProtocolFrom))
+	}
+}
+
+// replayCache checks the replay cache backend: memory, or a redis:// or
+// rediss:// URL with a host and port (the Redis client parses the rest at
+// start and in -check-config).
+func (v *validator) replayCache() {
+	c := v.c
+	switch rc := c.ReplayCache; {
+	case rc == DefaultReplayCache:
+	case strings.HasPrefix(rc, "file:"):
+		if p := strings.TrimPrefix(rc, "file:"); !filepath.IsAbs(p) || filepath.Clean(p) != p {
+			v.fail("replay_cache", "file:PATH needs an absolute, clean path; got %s", quote(rc))
+		}
+	case strings.HasPrefix(rc, "redis://") || strings.HasPrefix(rc, "rediss://"):
+		u, err := url.Parse(rc)
+		if err != nil {
+			v.fail("replay_cache", "not a URL (%v)", redactURLError(err))
+		} else if u.Hostname() == "" || u.Port() == "" {
+			v.fail("replay_cache", "%s needs HOST:PORT", u.Redacted())
+		}
+	default:
+		v.fail("replay_cache", "must be memory, file:/PATH, redis://HOST:PORT/DB or rediss://HOST:PORT/DB; got %s", quote(rc))
+	}
+	v.enum("replay_cache_failure", c.ReplayCacheFailure, []string{"refuse", "fallback"})
+	v.durationRange("replay_cache_timeout", c.ReplayCacheTimeout, time.Millisecond, time.Minute)
+	if c.ReplayCacheKeyPrefix == "" {
+		v.fail("replay_cache_key_prefix", "must not be empty")
+	}
+}
+
+// redactURLError drops the URL, which may hold a password, from a
+// url.Parse error.
+func redactURLError(err error) error {
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		return ue.Err
+	}
+	return err
 }
 
 func (v *validator) logging() {

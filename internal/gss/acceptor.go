@@ -50,6 +50,7 @@ import (
 //	channel bindings missing or different         GSS_S_BAD_BINDINGS           KRB_ERR_GENERIC (60)
 //	delegated credential does not decrypt         GSS_S_DEFECTIVE_CREDENTIAL   KRB_AP_ERR_MODIFIED (41)
 //	replay cache full                             GSS_S_UNAVAILABLE            KRB_ERR_GENERIC (60)
+//	replay store unreachable (ReplayStore error)  GSS_S_UNAVAILABLE            KRB_ERR_GENERIC (60)
 //	local failure (random source, encoding)       GSS_S_FAILURE                KRB_ERR_GENERIC (60)
 //
 // An AP-REQ without the GSS checksum (MS-KILE tolerates it; so does MIT,
@@ -62,7 +63,7 @@ type Acceptor struct {
 	principals []*servicePrincipal // keytab principals that Services allows
 	allPrincs  []*servicePrincipal // every keytab principal, for error messages
 	skew       time.Duration
-	rc         *ReplayCache
+	rc         ReplayStore
 	haveCB     bool
 	cbHash     [gssChecksumBndLen]byte
 	allowDeleg bool
@@ -406,7 +407,7 @@ func (hs *acceptState) checkReplay() error {
 	}
 	// The entry is needed while the authenticator could pass the skew
 	// check, i.e. until ctime + skew.
-	return hs.a.rc.checkAndInsert(&t, hs.ctime().Add(hs.a.skew), hs.now)
+	return checkAndInsert(hs.a.rc, &t, hs.ctime().Add(hs.a.skew), hs.now)
 }
 
 // makeReply builds the AP-REP token (RFC 4121 §4.1, RFC 4120 §3.2.4): a

@@ -54,8 +54,9 @@ type AcceptorConfig struct {
 	// ReplayCache remembers accepted authenticators. nil: a private cache
 	// of DefaultReplayCacheEntries. Share one cache across the Acceptors
 	// of successive keytab reloads so that a reload does not open a replay
-	// window.
-	ReplayCache *ReplayCache
+	// window. Any ReplayStore will do: a shared one (Redis) makes an
+	// authenticator accepted by one host a replay on every other.
+	ReplayCache ReplayStore
 
 	// ChannelBindings, when non-nil, is the application data of the
 	// channel bindings the initiator must have bound the context to: the

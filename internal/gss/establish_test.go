@@ -660,8 +660,8 @@ func TestAcceptFailures(t *testing.T) {
 					t.Errorf("KRB-ERROR code %d, want %d", code, tc.code)
 				}
 			}
-			if a.rc.Len() != 0 {
-				t.Errorf("a refused handshake left %d replay cache entries", a.rc.Len())
+			if a.rc.(*ReplayCache).Len() != 0 {
+				t.Errorf("a refused handshake left %d replay cache entries", a.rc.(*ReplayCache).Len())
 			}
 		})
 	}

@@ -1,14 +1,38 @@
 package gss
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/jcmturner/gokrb5/v8/iana/errorcode"
 )
+
+// ReplayStore remembers accepted authenticators by key (see ReplayCache
+// for what the key is made of: authenticated fields only). The Acceptor
+// calls Insert once per AP-REQ that passed every other check; it is the
+// one place a replay is detected, so every implementation must make the
+// check and the insertion one atomic step: of two concurrent Inserts of
+// one key, in this process or (for a shared store) on another host,
+// exactly one reports fresh.
+//
+// Implementations: *ReplayCache (in memory, one process; the default) and
+// internal/replay/redisstore (Redis or Valkey, shared by every host).
+// internal/gss does no I/O itself: a store that does takes its deadline
+// from ctx or its own timeout.
+type ReplayStore interface {
+	// Insert records key until expiry unless it is already present and
+	// unexpired at now. fresh reports that it was absent (the
+	// authenticator is accepted); !fresh with a nil error is a replay. A
+	// non-nil error means the store could not tell: the Acceptor refuses
+	// the handshake (GSS_S_UNAVAILABLE, KRB_ERR_GENERIC) rather than risk
+	// accepting a replay; an *Error is passed through as it is.
+	Insert(ctx context.Context, key ReplayKey, now, expiry time.Time) (fresh bool, err error)
+}
 
 // DefaultReplayCacheEntries is the capacity of a ReplayCache made with
 // NewReplayCache(0). At about 120 bytes an entry it bounds the cache near
@@ -64,12 +88,15 @@ const DefaultReplayCacheEntries = 1 << 20
 type ReplayCache struct {
 	mu      sync.Mutex
 	max     int
-	entries map[replayKey]int64   // key → expiry, Unix ns
-	byExp   expiryHeap[replayKey] // the same keys, soonest expiry first
+	entries map[ReplayKey]int64   // key → expiry, Unix ns
+	byExp   expiryHeap[ReplayKey] // the same keys, soonest expiry first
 }
 
-// replayKey is the SHA-256 of an authenticator's identifying tuple.
-type replayKey [sha256.Size]byte
+var _ ReplayStore = (*ReplayCache)(nil)
+
+// ReplayKey is the SHA-256 of an authenticator's identifying tuple (see
+// ReplayCache): what a ReplayStore remembers.
+type ReplayKey [sha256.Size]byte
 
 // NewReplayCache returns an empty cache holding at most maxEntries live
 // entries; maxEntries ≤ 0 means DefaultReplayCacheEntries.
@@ -88,7 +115,7 @@ func NewReplayCache(maxEntries int) *ReplayCache {
 	if maxEntries <= 0 {
 		maxEntries = DefaultReplayCacheEntries
 	}
-	return &ReplayCache{max: maxEntries, entries: make(map[replayKey]int64)}
+	return &ReplayCache{max: maxEntries, entries: make(map[ReplayKey]int64)}
 }
 
 // Len returns the number of entries held, including expired ones not yet
@@ -113,7 +140,7 @@ type replayTuple struct {
 
 // key hashes the tuple with every variable-length field length-prefixed,
 // so no two distinct tuples share an encoding.
-func (t *replayTuple) key() replayKey {
+func (t *replayTuple) key() ReplayKey {
 	h := sha256.New()
 	var buf [8]byte
 	str := func(s string) {
@@ -137,34 +164,52 @@ func (t *replayTuple) key() replayKey {
 	binary.BigEndian.PutUint32(buf[:4], uint32(len(t.cipher)))
 	h.Write(buf[:4])
 	h.Write(t.cipher)
-	var k replayKey
+	var k ReplayKey
 	h.Sum(k[:0])
 	return k
 }
 
-// checkAndInsert records the authenticator t, to be remembered until
+// Insert implements ReplayStore: it records key, to be remembered until
 // expiry, unless it is already present and unexpired at now. The check
 // and the insertion happen under one lock, so of two concurrent
-// presentations of one authenticator exactly one succeeds.
-func (rc *ReplayCache) checkAndInsert(t *replayTuple, expiry, now time.Time) error {
-	k := t.key()
+// presentations of one authenticator exactly one is fresh. A full cache
+// is an *Error (GSS_S_UNAVAILABLE, KRB_ERR_GENERIC): see NewReplayCache.
+func (rc *ReplayCache) Insert(_ context.Context, k ReplayKey, now, expiry time.Time) (bool, error) {
 	exp, at := expiry.UnixNano(), now.UnixNano()
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	if e, ok := rc.entries[k]; ok && at <= e {
-		return krbError(StatusDuplicateToken, errorcode.KRB_AP_ERR_REPEAT,
-			fmt.Sprintf("authenticator of %s with time %s.%06d was already presented (replay)",
-				principalString(t.cname, t.crealm), t.ctime.UTC().Format(time.RFC3339), t.cusec), nil)
+		return false, nil
 	}
 	rc.sweepLocked(at)
 	if _, ok := rc.entries[k]; !ok && len(rc.entries) >= rc.max {
 		next := time.Unix(0, rc.byExp[0].at)
-		return krbError(StatusUnavailable, errorcode.KRB_ERR_GENERIC,
+		return false, krbError(StatusUnavailable, errorcode.KRB_ERR_GENERIC,
 			fmt.Sprintf("replay cache full (%d live entries); refusing handshakes until the oldest expires at %s",
 				len(rc.entries), next.UTC().Format(time.RFC3339)), nil)
 	}
 	rc.entries[k] = exp
-	rc.byExp.push(expiryItem[replayKey]{key: k, at: exp})
+	rc.byExp.push(expiryItem[ReplayKey]{key: k, at: exp})
+	return true, nil
+}
+
+// checkAndInsert asks store about the authenticator t, to be remembered
+// until expiry, and turns its answer into the Acceptor's error: a replay is
+// KRB_AP_ERR_REPEAT, a store that cannot answer is GSS_S_UNAVAILABLE.
+func checkAndInsert(store ReplayStore, t *replayTuple, expiry, now time.Time) error {
+	fresh, err := store.Insert(context.Background(), t.key(), now, expiry)
+	if err != nil {
+		if e, ok := errors.AsType[*Error](err); ok {
+			return e
+		}
+		return krbError(StatusUnavailable, errorcode.KRB_ERR_GENERIC,
+			"replay cache unavailable; refusing the handshake rather than risk accepting a replay", err)
+	}
+	if !fresh {
+		return krbError(StatusDuplicateToken, errorcode.KRB_AP_ERR_REPEAT,
+			fmt.Sprintf("authenticator of %s with time %s.%06d was already presented (replay)",
+				principalString(t.cname, t.crealm), t.ctime.UTC().Format(time.RFC3339), t.cusec), nil)
+	}
 	return nil
 }
 

@@ -1,9 +1,12 @@
 package gss
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -59,7 +62,7 @@ func TestReplayCacheExpiry(t *testing.T) {
 	skew := 5 * time.Minute
 	tu := tuple("alice", 0)
 	exp := tu.ctime.Add(skew)
-	if err := rc.checkAndInsert(tu, exp, testNow); err != nil {
+	if err := checkAndInsert(rc, tu, exp, testNow); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -73,7 +76,7 @@ func TestReplayCacheExpiry(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := rc.checkAndInsert(tuple("alice", 0), exp, tc.now)
+			err := checkAndInsert(rc, tuple("alice", 0), exp, tc.now)
 			if tc.ok != (err == nil) {
 				t.Fatalf("err %v, want success %v", err, tc.ok)
 			}
@@ -88,7 +91,7 @@ func TestReplayCacheExpiry(t *testing.T) {
 	rc = NewReplayCache(0)
 	for i := range 100 {
 		tu := tuple(fmt.Sprintf("u%d", i), i)
-		if err := rc.checkAndInsert(tu, tu.ctime.Add(skew), testNow); err != nil {
+		if err := checkAndInsert(rc, tu, tu.ctime.Add(skew), testNow); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -96,7 +99,7 @@ func TestReplayCacheExpiry(t *testing.T) {
 		t.Fatalf("Len %d, want 100", rc.Len())
 	}
 	later := tuple("u0", 0).ctime.Add(skew).Add(49*time.Second + time.Millisecond)
-	if err := rc.checkAndInsert(tuple("late", 1000), later.Add(time.Hour), later); err != nil {
+	if err := checkAndInsert(rc, tuple("late", 1000), later.Add(time.Hour), later); err != nil {
 		t.Fatal(err)
 	}
 	// Entries 0..49 expired (expiry ctime+skew < later), 50..99 live, plus one.
@@ -111,19 +114,19 @@ func TestReplayCacheBound(t *testing.T) {
 	rc := NewReplayCache(3)
 	exp := testNow.Add(time.Minute)
 	for i := range 3 {
-		if err := rc.checkAndInsert(tuple(fmt.Sprintf("u%d", i), 0), exp, testNow); err != nil {
+		if err := checkAndInsert(rc, tuple(fmt.Sprintf("u%d", i), 0), exp, testNow); err != nil {
 			t.Fatal(err)
 		}
 	}
-	err := rc.checkAndInsert(tuple("u3", 0), exp, testNow)
+	err := checkAndInsert(rc, tuple("u3", 0), exp, testNow)
 	wantErr(t, err, StatusUnavailable, errorcode.KRB_ERR_GENERIC)
 	if rc.Len() != 3 {
 		t.Errorf("Len %d after refusal, want 3", rc.Len())
 	}
 	// Live entries still detect replays while full.
-	wantErr(t, rc.checkAndInsert(tuple("u1", 0), exp, testNow), StatusDuplicateToken, errorcode.KRB_AP_ERR_REPEAT)
+	wantErr(t, checkAndInsert(rc, tuple("u1", 0), exp, testNow), StatusDuplicateToken, errorcode.KRB_AP_ERR_REPEAT)
 	// After expiry the cache drains and accepts.
-	if err := rc.checkAndInsert(tuple("u3", 0), exp.Add(time.Hour), exp.Add(time.Second)); err != nil {
+	if err := checkAndInsert(rc, tuple("u3", 0), exp.Add(time.Hour), exp.Add(time.Second)); err != nil {
 		t.Fatalf("after expiry: %v", err)
 	}
 	if rc.Len() != 1 {
@@ -137,18 +140,18 @@ func TestReplayCacheBound(t *testing.T) {
 func TestReplayCacheClockBack(t *testing.T) {
 	rc := NewReplayCache(0)
 	tu := tuple("alice", 0)
-	if err := rc.checkAndInsert(tu, testNow.Add(time.Minute), testNow); err != nil {
+	if err := checkAndInsert(rc, tu, testNow.Add(time.Minute), testNow); err != nil {
 		t.Fatal(err)
 	}
 	// Time passes: expired, re-inserted with a later expiry.
 	now2 := testNow.Add(2 * time.Minute)
-	if err := rc.checkAndInsert(tu, now2.Add(time.Hour), now2); err != nil {
+	if err := checkAndInsert(rc, tu, now2.Add(time.Hour), now2); err != nil {
 		t.Fatal(err)
 	}
 	if rc.Len() != 1 {
 		t.Fatalf("Len %d, want 1", rc.Len())
 	}
-	if err := rc.checkAndInsert(tu, now2.Add(time.Hour), now2.Add(time.Minute)); err == nil {
+	if err := checkAndInsert(rc, tu, now2.Add(time.Hour), now2.Add(time.Minute)); err == nil {
 		t.Error("replay accepted after re-insertion")
 	}
 }
@@ -163,13 +166,13 @@ func TestReplayCacheConcurrent(t *testing.T) {
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			if rc.checkAndInsert(tuple("same", 0), testNow.Add(time.Minute), testNow) == nil {
+			if checkAndInsert(rc, tuple("same", 0), testNow.Add(time.Minute), testNow) == nil {
 				ok.Add(1)
 			}
 		}()
 		go func() {
 			defer wg.Done()
-			if err := rc.checkAndInsert(tuple(fmt.Sprintf("u%d", i), 0), testNow.Add(time.Minute), testNow); err != nil {
+			if err := checkAndInsert(rc, tuple(fmt.Sprintf("u%d", i), 0), testNow.Add(time.Minute), testNow); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -206,7 +209,7 @@ func TestReplayCacheSharedAcrossReload(t *testing.T) {
 // room.
 func TestExpiryHeap(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	var h expiryHeap[replayKey]
+	var h expiryHeap[ReplayKey]
 	var pushed, popped []int64
 	for i := range 5000 {
 		if len(h) > 0 && rng.IntN(3) == 0 {
@@ -214,7 +217,7 @@ func TestExpiryHeap(t *testing.T) {
 			continue
 		}
 		e := rng.Int64N(1000)
-		h.push(expiryItem[replayKey]{key: replayKey{byte(i)}, at: e})
+		h.push(expiryItem[ReplayKey]{key: ReplayKey{byte(i)}, at: e})
 		pushed = append(pushed, e)
 	}
 	var rest []int64
@@ -231,13 +234,72 @@ func TestExpiryHeap(t *testing.T) {
 		t.Fatalf("popped a different multiset than was pushed (%d vs %d items)", len(popped), len(pushed))
 	}
 
-	h = make(expiryHeap[replayKey], 0, 64)
+	h = make(expiryHeap[ReplayKey], 0, 64)
 	if n := testing.AllocsPerRun(100, func() {
-		h.push(expiryItem[replayKey]{at: 3})
-		h.push(expiryItem[replayKey]{at: 1})
+		h.push(expiryItem[ReplayKey]{at: 3})
+		h.push(expiryItem[ReplayKey]{at: 1})
 		h.pop()
 		h.pop()
 	}); n != 0 {
 		t.Errorf("push+pop allocates %v times, want 0", n)
+	}
+}
+
+// failingStore is a ReplayStore that cannot answer, like a shared store
+// that is unreachable.
+type failingStore struct{ calls atomic.Int32 }
+
+var errStoreDown = errors.New("store down")
+
+func (f *failingStore) Insert(context.Context, ReplayKey, time.Time, time.Time) (bool, error) {
+	f.calls.Add(1)
+	return false, errStoreDown
+}
+
+// TestReplayStoreError: a store that cannot answer refuses the handshake
+// with GSS_S_UNAVAILABLE and KRB_ERR_GENERIC, the store's error wrapped,
+// and the initiator waiting for a reply gets a KRB-ERROR token. A refused
+// handshake is not retried against another store.
+func TestReplayStoreError(t *testing.T) {
+	svc := &svcKey{princ: testService, realm: testRealm, kvno: 1, etype: 18}
+	kt := testKeytab(t, svc)
+	fs := &failingStore{}
+	a := newTestAcceptor(t, kt, func(c *AcceptorConfig) { c.ReplayCache = fs })
+	tkt, sess := makeTicket(t, ticketSpec{svc: svc})
+	tok := mustInitialToken(t, newTestInitiator(t, tkt, sess, InitiatorConfig{Flags: FlagMutual}))
+	ctx, out, err := a.Accept(tok)
+	if ctx != nil {
+		t.Fatal("context established although the replay store failed")
+	}
+	wantErr(t, err, StatusUnavailable, errorcode.KRB_ERR_GENERIC)
+	if !errors.Is(err, errStoreDown) {
+		t.Errorf("error %v does not wrap the store's error", err)
+	}
+	if !strings.Contains(err.Error(), "replay cache unavailable") {
+		t.Errorf("error %q does not say the replay cache is unavailable", err)
+	}
+	if len(out) == 0 {
+		t.Error("no KRB-ERROR token for a mutual-auth initiator")
+	}
+	if fs.calls.Load() != 1 {
+		t.Errorf("store called %d times, want 1", fs.calls.Load())
+	}
+}
+
+// TestReplayStoreInterface: the memory cache through the interface: fresh
+// once, then a replay, and fresh again after expiry.
+func TestReplayStoreInterface(t *testing.T) {
+	var s ReplayStore = NewReplayCache(0)
+	k := tuple("alice", 0).key()
+	exp := testNow.Add(time.Minute)
+	for i, want := range []bool{true, false} {
+		fresh, err := s.Insert(t.Context(), k, testNow, exp)
+		if err != nil || fresh != want {
+			t.Fatalf("insert %d: fresh %v err %v, want fresh %v", i, fresh, err, want)
+		}
+	}
+	fresh, err := s.Insert(t.Context(), k, exp.Add(time.Nanosecond), exp.Add(time.Hour))
+	if err != nil || !fresh {
+		t.Fatalf("after expiry: fresh %v err %v", fresh, err)
 	}
 }

@@ -1,11 +1,13 @@
 package listener
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"syscall"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gss-acceptor/gss-acceptor/internal/gss"
+	"github.com/gss-acceptor/gss-acceptor/internal/proxyproto"
 	"github.com/gss-acceptor/gss-acceptor/internal/stream"
 	"github.com/gss-acceptor/gss-acceptor/internal/wire"
 )
@@ -24,6 +27,8 @@ import (
 type handshakeState struct {
 	s     *Server
 	conn  net.Conn
+	peer  net.Addr // the client: the socket's peer, or a trusted PROXY header's source
+	id    uint64   // connection number in the logs
 	r     *wire.Reader
 	log   *zap.Logger
 	start time.Time
@@ -48,10 +53,12 @@ func (s *Server) handle(conn net.Conn, e *pendingEntry) {
 	hs := &handshakeState{
 		s:     s,
 		conn:  conn,
+		peer:  conn.RemoteAddr(),
+		id:    s.nextConn.Add(1),
 		entry: e,
 		start: time.Now(),
-		log:   s.log.With(zap.Uint64("conn", s.nextConn.Add(1)), zap.String("peer", conn.RemoteAddr().String())),
 	}
+	hs.log = s.log.With(zap.Uint64("conn", hs.id), zap.String("peer", hs.peer.String()))
 	defer conn.Close()
 	defer s.pending.leave(e)
 	defer func() {
@@ -82,7 +89,15 @@ func (hs *handshakeState) run() {
 	// (TCP_NODELAY) from accept on, so no reply waits for a delayed ACK as
 	// MIT's gss-server's do (40-90 ms each). The socket option travels with
 	// the descriptor to the worker.
-	hs.r = wire.NewReader(hs.conn, readBufferSize)
+	src := io.Reader(hs.conn)
+	if len(s.cfg.ProxyProtocolFrom) > 0 {
+		var err error
+		if src, err = hs.proxyHeader(); err != nil {
+			hs.fail(hs.result, err)
+			return
+		}
+	}
+	hs.r = wire.NewReader(src, readBufferSize)
 
 	if err := hs.readFirst(); err != nil {
 		hs.fail(hs.result, err)
@@ -339,6 +354,56 @@ func (hs *handshakeState) handoff(ctx context.Context, readAhead []byte) (Handof
 	return hs.s.cfg.Dispatcher.Handoff(ctx, fd, hs.token, readAhead)
 }
 
+// proxyHeader runs before the first frame when proxy_protocol_from is set
+// (Config.ProxyProtocolFrom), within the first-frame deadline. From a
+// trusted network the connection must start with a PROXY v1 or v2 header:
+// its source becomes hs.peer (logs, the per-source limit); a LOCAL or
+// UNKNOWN header keeps the socket's peer. From anywhere else the first
+// byte is read to refuse a header ('P' of v1, 0x0D of the v2 signature:
+// neither is a gss-sample opener, which has the NOOP bit and not 0x0C, or
+// is 0x00), and given back to the frame reader otherwise. It returns the
+// reader the frames are to be read from.
+func (hs *handshakeState) proxyHeader() (io.Reader, error) {
+	sock := sourceOf(hs.conn)
+	if !hs.s.pending.trusted(sock) {
+		var b [1]byte
+		if _, err := io.ReadFull(hs.conn, b[:]); err != nil {
+			return nil, hs.readErr("reading first frame", err)
+		}
+		if b[0] == 'P' || b[0] == proxyproto.Signature[0] {
+			hs.result = ResultProxyHeader
+			return nil, fmt.Errorf("PROXY protocol header from %s, which is not in proxy_protocol_from", sock)
+		}
+		return io.MultiReader(bytes.NewReader(b[:]), hs.conn), nil
+	}
+	h, version, err := proxyproto.ReadAny(hs.conn)
+	if err != nil {
+		var ne net.Error
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &ne) {
+			return nil, hs.readErr("reading the PROXY header", err)
+		}
+		hs.result = ResultProxyHeader
+		return nil, fmt.Errorf("connection from proxy_protocol_from network: %w", err)
+	}
+	if h.Local || !h.Source.IsValid() {
+		hs.log.Debug("PROXY header without a client address; the proxy's own connection", zap.Int("proxy_version", version))
+		return hs.conn, nil
+	}
+	client := h.Source.Addr().Unmap()
+	victims, refused := hs.s.pending.rekey(hs.entry, client)
+	for _, v := range victims {
+		v.conn.Close()
+	}
+	hs.peer = net.TCPAddrFromAddrPort(netip.AddrPortFrom(client, h.Source.Port()))
+	hs.log = hs.s.log.With(zap.Uint64("conn", hs.id), zap.String("peer", hs.peer.String()),
+		zap.String("proxy", hs.conn.RemoteAddr().String()))
+	if refused != "" {
+		hs.result = refused
+		return nil, errors.New("closed by the pre-authentication limits")
+	}
+	return hs.conn, nil
+}
+
 // readErr classifies a read failure during the handshake.
 func (hs *handshakeState) readErr(what string, err error) error {
 	var tl *wire.TooLargeError
@@ -372,7 +437,7 @@ func (hs *handshakeState) fail(result Result, err error) {
 	case ResultPendingFull, ResultSourceLimit, ResultFirstFrameTimeout:
 		// Closes a flood makes by the thousand: one line per class per
 		// second, with a count, not one per connection.
-		hs.s.preauthClosed(result, hs.conn.RemoteAddr(), zap.Duration("first_frame_timeout", hs.s.cfg.FirstFrameTimeout))
+		hs.s.preauthClosed(result, hs.peer, zap.Duration("first_frame_timeout", hs.s.cfg.FirstFrameTimeout))
 		hs.s.outcome(Outcome{Result: result, Handshake: time.Since(hs.start)})
 		return
 	}

@@ -21,6 +21,10 @@ import (
 // promptly is never the one evicted.
 type pendingTable struct {
 	max, perSource int
+	// proxies are trusted load balancers' networks: their connections
+	// are exempt from the per-source limit until their PROXY header names
+	// the client (rekey), which then counts against the client's.
+	proxies []netip.Prefix
 
 	mu       sync.Mutex
 	n        int                    // entries, idle or not
@@ -42,8 +46,18 @@ type pendingEntry struct {
 	evicted   Result        // set when the table closed the connection
 }
 
-func newPendingTable(max, perSource int) *pendingTable {
-	return &pendingTable{max: max, perSource: perSource, bySource: make(map[netip.Addr]*source)}
+func newPendingTable(max, perSource int, proxies []netip.Prefix) *pendingTable {
+	return &pendingTable{max: max, perSource: perSource, proxies: proxies, bySource: make(map[netip.Addr]*source)}
+}
+
+// trusted reports whether a is in one of the proxy networks.
+func (t *pendingTable) trusted(a netip.Addr) bool {
+	for _, p := range t.proxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // sourceOf is the address a connection counts against: its remote IP
@@ -73,7 +87,7 @@ func (t *pendingTable) admit(conn net.Conn) (e *pendingEntry, refused Result, vi
 		s = &source{}
 		t.bySource[src] = s
 	}
-	if s.n >= t.perSource {
+	if s.n >= t.perSource && !t.trusted(src) {
 		front := s.idle.Front()
 		if front == nil {
 			t.dropSourceIfEmpty(src, s)
@@ -101,6 +115,46 @@ func (t *pendingTable) admit(conn net.Conn) (e *pendingEntry, refused Result, vi
 	s.n++
 	t.n++
 	return e, "", victims
+}
+
+// rekey moves e to source src (the client a PROXY header named), under
+// src's per-source limit: the oldest idle connection of src is evicted to
+// make room, or, none being idle, rekey refuses with ResultSourceLimit and
+// leaves e where it was. It reports the eviction result if the table had
+// already closed e. Victims are returned for the caller to close.
+func (t *pendingTable) rekey(e *pendingEntry, src netip.Addr) (victims []*pendingEntry, refused Result) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if e.evicted != "" {
+		return nil, e.evicted
+	}
+	if !e.in || src == e.src {
+		return nil, ""
+	}
+	if ns := t.bySource[src]; ns != nil && ns.n >= t.perSource {
+		front := ns.idle.Front()
+		if front == nil {
+			return nil, ResultSourceLimit
+		}
+		victims = append(victims, t.evictLocked(front.Value.(*pendingEntry), ResultSourceLimit))
+	}
+	old := t.bySource[e.src]
+	if e.mine != nil {
+		old.idle.Remove(e.mine)
+	}
+	old.n--
+	t.dropSourceIfEmpty(e.src, old)
+	ns := t.bySource[src]
+	if ns == nil {
+		ns = &source{}
+		t.bySource[src] = ns
+	}
+	e.src = src
+	ns.n++
+	if e.mine != nil {
+		e.mine = ns.idle.PushBack(e)
+	}
+	return victims, ""
 }
 
 // evictLocked removes e from the table and marks it evicted with class.

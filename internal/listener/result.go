@@ -65,6 +65,10 @@ const (
 	// allow_clients_file); the connection was closed before any handoff,
 	// after an ERROR record for a stream-protocol backend.
 	ResultClientNotAllowed Result = "client_not_allowed"
+	// ResultProxyHeader: a connection from a proxy_protocol_from network
+	// did not start with a valid PROXY v1 or v2 header, or one from any
+	// other address started with one (ARCHITECTURE.md §7).
+	ResultProxyHeader Result = "proxy_header"
 	// ResultInternalError: the handshake panicked (a bug); only that
 	// connection was lost.
 	ResultInternalError Result = "internal_error"
@@ -94,6 +98,7 @@ func Results() []Result {
 		ResultSourceLimit,
 		ResultFirstFrameTimeout,
 		ResultClientNotAllowed,
+		ResultProxyHeader,
 		ResultInternalError,
 		ResultError,
 	}

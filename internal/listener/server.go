@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -86,6 +87,13 @@ type Config struct {
 	// FirstFrameTimeout bounds accept to a complete first context token
 	// (capped by HandshakeTimeout). 0: DefaultFirstFrameTimeout.
 	FirstFrameTimeout time.Duration
+	// ProxyProtocolFrom lists the networks of trusted load balancers: a
+	// connection from one must start with a PROXY v1 or v2 header (read
+	// within FirstFrameTimeout), whose source address is then the
+	// connection's peer for logs and the per-source limit. A connection
+	// from anywhere else that starts with a header is refused. Empty: no
+	// PROXY protocol; the first bytes are not inspected.
+	ProxyProtocolFrom []netip.Prefix
 	MaxTokenSize      int           // context token cap; 0: DefaultMaxTokenSize
 	ImportDeadline    time.Duration // how long a worker may take to import; 0: gss default
 
@@ -183,7 +191,7 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg:       cfg,
 		log:       cfg.Logger,
 		slots:     make(chan struct{}, cfg.MaxHandshakes),
-		pending:   newPendingTable(cfg.MaxPending, cfg.MaxPendingPerSource),
+		pending:   newPendingTable(cfg.MaxPending, cfg.MaxPendingPerSource, cfg.ProxyProtocolFrom),
 		closes:    newCloseLimiter(preauthLogInterval),
 		kill:      make(chan struct{}),
 		reserve:   openReserve(),

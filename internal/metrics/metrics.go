@@ -103,6 +103,10 @@ type Metrics struct {
 	reloads         *prometheus.CounterVec
 	reloadOK        prometheus.Gauge
 	reloadTimestamp prometheus.Gauge
+
+	replayOpSeconds prometheus.Histogram
+	replayErrors    prometheus.Counter
+	replayFallbacks prometheus.Counter
 }
 
 // New creates the collectors and registers them, with the Go runtime and
@@ -190,11 +194,28 @@ func New(o Options) *Metrics {
 	}
 	m.reloadOK.Set(1)
 	m.reloadTimestamp.SetToCurrentTime()
+	m.replayOpSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: namespace,
+		Name:      "replay_cache_operation_duration_seconds",
+		Help:      "Round trips to the shared replay cache (replay_cache: redis://...), successful or not.",
+		Buckets:   []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1},
+	})
+	m.replayErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "replay_cache_errors_total",
+		Help:      "Shared replay cache operations that failed (unreachable, timeout, error reply).",
+	})
+	m.replayFallbacks = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "replay_cache_fallbacks_total",
+		Help:      "Authenticators remembered in the local memory cache because the shared one failed (replay_cache_failure: fallback).",
+	})
 
 	m.reg.MustRegister(
 		m.handshakes, m.krbErrors, m.handshakeSeconds, m.handoffSeconds,
 		m.sessions, m.sessionSeconds, m.messages, m.bytes,
 		m.reloads, m.reloadOK, m.reloadTimestamp, buildInfo,
+		m.replayOpSeconds, m.replayErrors, m.replayFallbacks,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -254,6 +275,19 @@ func (m *Metrics) ObserveSession(s Session) {
 	m.bytes.WithLabelValues("in").Add(float64(s.BytesIn))
 	m.bytes.WithLabelValues("out").Add(float64(s.BytesOut))
 }
+
+// ObserveReplayOp records one round trip to the shared replay cache and
+// whether it failed.
+func (m *Metrics) ObserveReplayOp(d time.Duration, err error) {
+	m.replayOpSeconds.Observe(d.Seconds())
+	if err != nil {
+		m.replayErrors.Inc()
+	}
+}
+
+// ObserveReplayFallback records an authenticator remembered locally
+// because the shared replay cache failed.
+func (m *Metrics) ObserveReplayFallback() { m.replayFallbacks.Inc() }
 
 // ObserveReload records a SIGHUP reload: applied (ok) or refused.
 func (m *Metrics) ObserveReload(ok bool) {

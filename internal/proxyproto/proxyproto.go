@@ -1,7 +1,10 @@
 // Package proxyproto writes and strictly parses the binary PROXY protocol
 // version 2 header (HAProxy's "The PROXY protocol", section 2.2), which a
 // gss-worker proxy backend sends before the client's bytes so that the
-// service learns the client's address and Kerberos identity.
+// service learns the client's address and Kerberos identity. It also
+// parses, strictly, the v1 text header (section 2.1, ParseV1) and reads
+// either version (ReadAny), for the listener's inbound PROXY protocol from
+// trusted load balancers (proxy_protocol_from).
 //
 // Layout (docs/stream.md):
 //

@@ -1,0 +1,206 @@
+package e2e
+
+import (
+	"bytes"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/gss-acceptor/gss-acceptor/internal/client"
+	"github.com/gss-acceptor/gss-acceptor/internal/gss"
+	"github.com/gss-acceptor/gss-acceptor/internal/testrealm"
+	"github.com/gss-acceptor/gss-acceptor/internal/wire"
+)
+
+// startRedisServer starts a real redis-server on a free loopback port,
+// without persistence, and returns its address and a function that
+// (re)starts it on that port; it is killed when the test ends.
+func startRedisServer(t *testing.T) (addr string, stop, restart func()) {
+	t.Helper()
+	server, err := exec.LookPath("redis-server")
+	requireTool(t, "redis-server (Debian redis-server)", err)
+	port := freeLoopbackPort(t)
+	dir := t.TempDir()
+	addr = "127.0.0.1:" + strconv.Itoa(port)
+	var cmd *exec.Cmd
+	stop = func() {
+		if cmd != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			cmd = nil
+		}
+	}
+	restart = func() {
+		cmd = exec.Command(server, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+			"--save", "", "--appendonly", "no", "--dir", dir, "--protected-mode", "yes")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitDial(t, addr)
+	}
+	restart()
+	t.Cleanup(stop)
+	return addr, stop, restart
+}
+
+// acceptOnce sends the AP-REQ to addr and completes the context with the
+// AP-REP, failing t if the acceptor refuses it.
+func acceptOnce(t *testing.T, addr string, init *gss.Initiator, apreq []byte) {
+	t.Helper()
+	if body := firstReply(t, addr, apreq); !accepted(init, body) {
+		t.Fatalf("%s refused the AP-REQ: %x", addr, body)
+	}
+}
+
+// firstReply sends apreq to addr and returns the body of the first context
+// frame back, nil if none.
+func firstReply(t *testing.T, addr string, apreq []byte) []byte {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, ioTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write(wire.AppendFrame(opener(), wire.FlagContext, apreq))
+	c.SetReadDeadline(time.Now().Add(ioTimeout))
+	f, err := wire.NewReader(c, 4096).ReadFrame(64 << 10)
+	if err != nil || f.Flags != wire.FlagContext {
+		return nil
+	}
+	return f.Body
+}
+
+// accepted reports whether body is an AP-REP completing init; with init
+// nil, whether it is an AP-REP token at all (token ID 02 00, then the
+// [APPLICATION 15] AP-REP).
+func accepted(init *gss.Initiator, body []byte) bool {
+	if init == nil {
+		return bytes.Contains(body, []byte{0x02, 0x00, 0x6f})
+	}
+	ctx, err := init.Complete(body)
+	if err != nil {
+		return false
+	}
+	ctx.Delete()
+	return true
+}
+
+func initialToken(t *testing.T, tkt *client.Ticket) (*gss.Initiator, []byte) {
+	t.Helper()
+	init, apreq, err := tkt.InitialToken(gss.InitiatorConfig{Flags: gss.FlagMutual})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return init, apreq
+}
+
+// TestSharedReplayCache: two gss-acceptor instances (two hosts, one keytab)
+// sharing a real redis-server: the AP-REQ bytes the first accepted are
+// refused by the second with KRB-ERROR 34. With Redis killed, the default
+// policy refuses handshakes with KRB-ERROR 60 and a log line; once Redis is
+// back they succeed again without a restart. Control: two instances with
+// their own memory caches both accept the same bytes.
+func TestSharedReplayCache(t *testing.T) {
+	r := testrealm.Shared(t)
+	redisAddr, stop, restart := startRedisServer(t)
+	opts := acceptorOptions{"workers": "1", "replay_cache": strconv.Quote("redis://" + redisAddr + "/0"),
+		"replay_cache_timeout": "200ms"}
+	h1 := startAcceptor(t, r, opts)
+	h2 := startAcceptor(t, r, opts)
+	tkt := goTicket(t, r)
+
+	init, apreq := initialToken(t, tkt)
+	acceptOnce(t, h1.addr, init, apreq)
+	before := len(h2.logs.find(handshakeFailed("rejected", 34, "")))
+	assertKRBError(t, handshakeReply(t, h2.addr, apreq), 34)
+	h2.logs.wait(t, 10*time.Second, before+1, "replay refused by the other host", handshakeFailed("rejected", 34, "already presented"))
+	// And by the first host itself.
+	assertKRBError(t, handshakeReply(t, h1.addr, apreq), 34)
+
+	// A fresh AP-REQ on host 2 is fine.
+	init, apreq = initialToken(t, tkt)
+	acceptOnce(t, h2.addr, init, apreq)
+
+	// Redis down: refused with KRB_ERR_GENERIC, and said why.
+	stop()
+	_, apreq = initialToken(t, tkt)
+	before = len(h1.logs.find(handshakeFailed("rejected", 60, "")))
+	assertKRBError(t, handshakeReply(t, h1.addr, apreq), 60)
+	h1.logs.wait(t, 10*time.Second, before+1, "refusal while redis is down",
+		handshakeFailed("rejected", 60, "replay cache unavailable"))
+
+	// Redis back (empty): recovery without a restart.
+	restart()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		init, apreq = initialToken(t, tkt)
+		if accepted(init, firstReply(t, h1.addr, apreq)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no recovery within 10 s of redis coming back")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	t.Run("control: private memory caches", func(t *testing.T) {
+		m1 := startAcceptor(t, r, acceptorOptions{"workers": "1"})
+		m2 := startAcceptor(t, r, acceptorOptions{"workers": "1"})
+		init, apreq := initialToken(t, tkt)
+		acceptOnce(t, m1.addr, init, apreq)
+		// The same bytes on the other instance: accepted again, an AP-REP
+		// (the hole the shared cache closes).
+		if body := firstReply(t, m2.addr, apreq); !accepted(nil, body) {
+			t.Fatalf("a second memory-cache instance refused the bytes: %x", body)
+		}
+	})
+}
+
+// TestFileReplayCacheSurvivesSIGKILL: with replay_cache: file:PATH, an
+// AP-REQ accepted before the acceptor is killed with SIGKILL is refused
+// (KRB-ERROR 34) by the acceptor restarted on the same file; a fresh one
+// is accepted. Control: with the memory cache the restarted acceptor
+// accepts the captured AP-REQ again.
+func TestFileReplayCacheSurvivesSIGKILL(t *testing.T) {
+	r := testrealm.Shared(t)
+	tkt := goTicket(t, r)
+	for _, tc := range []struct {
+		name   string
+		cache  string
+		replay bool // the restarted acceptor refuses the captured AP-REQ
+	}{
+		{"file", strconv.Quote("file:" + filepath.Join(t.TempDir(), "rcache")), true},
+		{"memory (control)", "memory", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := acceptorOptions{"workers": "1", "replay_cache": tc.cache}
+			a := startAcceptor(t, r, opts)
+			init, apreq := initialToken(t, tkt)
+			acceptOnce(t, a.addr, init, apreq)
+			workers := a.workerPIDs()
+			if err := a.cmd.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			<-a.done
+			// The orphaned worker has no session left and exits.
+			if alive := waitGone(workers, 15*time.Second); len(alive) != 0 {
+				t.Fatalf("workers %v still alive", alive)
+			}
+			b := startAcceptor(t, r, opts)
+			body := firstReply(t, b.addr, apreq)
+			if tc.replay {
+				if accepted(nil, body) {
+					t.Fatal("the restarted acceptor accepted the captured AP-REQ")
+				}
+				assertKRBError(t, handshakeReply(t, b.addr, apreq), 34)
+			} else if !accepted(nil, body) {
+				t.Fatalf("memory cache: the restarted acceptor refused the AP-REQ: %x", body)
+			}
+			init, apreq = initialToken(t, tkt)
+			acceptOnce(t, b.addr, init, apreq)
+		})
+	}
+}
