@@ -34,6 +34,10 @@ type closeWriter interface {
 	CloseWrite() error
 }
 
+// peerReasonGrace bounds how long Relay waits, after a write to the peer
+// failed, for the other direction to read the peer's ERROR record.
+const peerReasonGrace = time.Second
+
 // Relay copies between the stream s and the plain connection p in both
 // directions until both have ended: p's EOF becomes s's EOF record
 // (CloseWrite), the peer's EOF record becomes p's half-close (CloseWrite,
@@ -80,6 +84,7 @@ func Relay(s *Conn, p io.ReadWriteCloser, o RelayOptions) (Counts, error) {
 
 	var wg sync.WaitGroup
 	wg.Add(2)
+	fromPeerDone := make(chan struct{})
 	// plain -> stream
 	go func() {
 		defer wg.Done()
@@ -89,6 +94,17 @@ func Relay(s *Conn, p io.ReadWriteCloser, o RelayOptions) (Counts, error) {
 			if n > 0 {
 				plainAct.Add(1)
 				if _, err := s.Write(buf[:n]); err != nil {
+					// A peer that ends the session with an ERROR record
+					// closes right after it, so our write can fail
+					// (EPIPE) before the other direction has read that
+					// record: give the reader a moment to report the
+					// peer's reason, which says more than a broken pipe.
+					t := time.NewTimer(peerReasonGrace)
+					select {
+					case <-fromPeerDone:
+					case <-t.C:
+					}
+					t.Stop()
 					fail(err)
 					return
 				}
@@ -109,6 +125,7 @@ func Relay(s *Conn, p io.ReadWriteCloser, o RelayOptions) (Counts, error) {
 	// stream -> plain
 	go func() {
 		defer wg.Done()
+		defer close(fromPeerDone)
 		buf := make([]byte, MaxChunk)
 		for {
 			n, rerr := s.Read(buf)
