@@ -66,15 +66,11 @@ func (svc *ExecService) init() {
 // Serve implements Service.
 func (svc *ExecService) Serve(ctx context.Context, s *Session) error {
 	svc.init()
-	st, err := stream.New(s.Conn, s.Reader, s.Context, stream.Config{AllowIntegrity: svc.AllowIntegrity})
+	st, err := s.openStream(svc.AllowIntegrity)
 	if err != nil {
-		return fmt.Errorf("worker: %w", err)
+		return err
 	}
-	defer func() {
-		stats := st.Stats()
-		s.MessagesIn, s.MessagesOut = int(stats.RecordsIn), int(stats.RecordsOut)
-		s.BytesIn, s.BytesOut = stats.BytesIn, stats.BytesOut
-	}()
+	defer s.countStream(st)
 	select {
 	case svc.slots <- struct{}{}:
 		defer func() { <-svc.slots }()

@@ -62,17 +62,29 @@ type StreamService struct {
 	AllowIntegrity bool
 }
 
+// openStream starts the stream protocol on the session (docs/stream.md).
+func (s *Session) openStream(allowIntegrity bool) (*stream.Conn, error) {
+	st, err := stream.New(s.Conn, s.Reader, s.Context, stream.Config{AllowIntegrity: allowIntegrity})
+	if err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	return st, nil
+}
+
+// countStream reports st's records and bytes as the session's counters.
+func (s *Session) countStream(st *stream.Conn) {
+	stats := st.Stats()
+	s.MessagesIn, s.MessagesOut = int(stats.RecordsIn), int(stats.RecordsOut)
+	s.BytesIn, s.BytesOut = stats.BytesIn, stats.BytesOut
+}
+
 // Serve implements Service.
 func (svc *StreamService) Serve(ctx context.Context, s *Session) error {
-	st, err := stream.New(s.Conn, s.Reader, s.Context, stream.Config{AllowIntegrity: svc.AllowIntegrity})
+	st, err := s.openStream(svc.AllowIntegrity)
 	if err != nil {
-		return fmt.Errorf("worker: %w", err)
+		return err
 	}
-	defer func() {
-		stats := st.Stats()
-		s.MessagesIn, s.MessagesOut = int(stats.RecordsIn), int(stats.RecordsOut)
-		s.BytesIn, s.BytesOut = stats.BytesIn, stats.BytesOut
-	}()
+	defer s.countStream(st)
 
 	timeout := svc.ConnectTimeout
 	if timeout <= 0 {
