@@ -171,6 +171,8 @@ func (hs *handshakeState) refuseClient(client string) {
 		if st, err := stream.New(hs.conn, hs.r, hs.ctx, stream.Config{}); err == nil {
 			if err := st.Abort("client principal " + client + " is not allowed"); err != nil {
 				hs.log.Debug("sending the refusal record", zap.Error(err))
+			} else {
+				lingerClose(hs.conn)
 			}
 		}
 	}
@@ -182,6 +184,28 @@ func (hs *handshakeState) refuseClient(client string) {
 		zap.Duration("handshake", time.Since(hs.start)))
 	s.outcome(Outcome{Result: ResultClientNotAllowed, Handshake: time.Since(hs.start)})
 }
+
+// lingerClose ends our side of conn with a FIN and discards what the
+// client still sends, for a short bounded time, so that the close that
+// follows finds nothing unread: closing with unread bytes makes the kernel
+// send a reset, which can reach the client before it has read the refusal
+// just written (a client already streaming then sees only a broken pipe).
+func lingerClose(conn net.Conn) {
+	cw, ok := conn.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	if conn.SetReadDeadline(time.Now().Add(refusalLinger)) != nil {
+		return
+	}
+	io.CopyN(io.Discard, conn, refusalDrainMax)
+}
+
+// refusalLinger and refusalDrainMax bound lingerClose.
+const (
+	refusalLinger   = 250 * time.Millisecond
+	refusalDrainMax = 256 << 10
+)
 
 // readFirst reads up to and including the first context token, within
 // the first-frame deadline: the opener and the token, or a v1 client's

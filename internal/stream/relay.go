@@ -85,6 +85,20 @@ func Relay(s *Conn, p io.ReadWriteCloser, o RelayOptions) (Counts, error) {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	fromPeerDone := make(chan struct{})
+	// failWrite reports a failed write to the peer. A peer that ends the
+	// session with an ERROR record closes right after it, so the write
+	// can fail (EPIPE) before the other direction has read that record:
+	// the reader gets a moment to report the peer's reason, which says
+	// more than a broken pipe.
+	failWrite := func(err error) {
+		t := time.NewTimer(peerReasonGrace)
+		select {
+		case <-fromPeerDone:
+		case <-t.C:
+		}
+		t.Stop()
+		fail(err)
+	}
 	// plain -> stream
 	go func() {
 		defer wg.Done()
@@ -94,25 +108,14 @@ func Relay(s *Conn, p io.ReadWriteCloser, o RelayOptions) (Counts, error) {
 			if n > 0 {
 				plainAct.Add(1)
 				if _, err := s.Write(buf[:n]); err != nil {
-					// A peer that ends the session with an ERROR record
-					// closes right after it, so our write can fail
-					// (EPIPE) before the other direction has read that
-					// record: give the reader a moment to report the
-					// peer's reason, which says more than a broken pipe.
-					t := time.NewTimer(peerReasonGrace)
-					select {
-					case <-fromPeerDone:
-					case <-t.C:
-					}
-					t.Stop()
-					fail(err)
+					failWrite(err)
 					return
 				}
 				toPeer.Add(int64(n))
 			}
 			if rerr == io.EOF {
 				if err := s.CloseWrite(); err != nil {
-					fail(err)
+					failWrite(err)
 				}
 				return
 			}
