@@ -59,18 +59,9 @@ func faultyWorker(mode string) int {
 	if err != nil {
 		return handoff.ExitFatal
 	}
-	ch, err := handoff.FromFD(3)
-	if err != nil {
-		return handoff.ExitFatal
-	}
-	m, err := ch.Recv()
-	hello, ok := m.(*handoff.Hello)
-	if err != nil || !ok {
-		return handoff.ExitFatal
-	}
-	hello.Zero()
-	if ch.Send(&handoff.Ready{PID: uint32(os.Getpid())}) != nil {
-		return 1
+	ch, _, code := fakeStart()
+	if ch == nil {
+		return code
 	}
 	for {
 		m, err := ch.Recv()

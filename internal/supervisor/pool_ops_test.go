@@ -26,23 +26,34 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// fakeStart opens the fake worker's channel (fd 3), takes the HELLO
+// (its key wiped) and answers READY. On failure it returns a nil channel
+// and the exit status to use.
+func fakeStart() (*handoff.Conn, *handoff.Hello, int) {
+	ch, err := handoff.FromFD(3)
+	if err != nil {
+		return nil, nil, handoff.ExitFatal
+	}
+	m, err := ch.Recv()
+	hello, ok := m.(*handoff.Hello)
+	if err != nil || !ok {
+		return nil, nil, handoff.ExitFatal
+	}
+	hello.Zero()
+	if ch.Send(&handoff.Ready{PID: uint32(os.Getpid())}) != nil {
+		return nil, nil, 1
+	}
+	return ch, hello, 0
+}
+
 // fakeWorker speaks the handoff protocol without Kerberos. For each
 // HANDOFF it answers ACK, then a SESSION_END whose counters echo what it
 // learned, so the tests can see it: MessagesIn = HELLO's MaxMessageBytes,
 // MessagesOut = HELLO's MaxSessions, BytesIn = the token's length.
 func fakeWorker() int {
-	ch, err := handoff.FromFD(3)
-	if err != nil {
-		return handoff.ExitFatal
-	}
-	m, err := ch.Recv()
-	hello, ok := m.(*handoff.Hello)
-	if err != nil || !ok {
-		return handoff.ExitFatal
-	}
-	hello.Zero()
-	if ch.Send(&handoff.Ready{PID: uint32(os.Getpid())}) != nil {
-		return 1
+	ch, hello, code := fakeStart()
+	if ch == nil {
+		return code
 	}
 	for {
 		m, err := ch.Recv()
