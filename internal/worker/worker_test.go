@@ -66,6 +66,17 @@ type clientSession struct {
 // once the worker acknowledged it.
 func (rw *runningWorker) handOff(t *testing.T) *clientSession {
 	t.Helper()
+	s := rw.send(t)
+	ack := rw.recvType(t, handoff.TypeAck).(*handoff.Ack)
+	if ack.ID != s.id || ack.Status != 0 {
+		t.Fatalf("ACK %+v for handoff %d", ack, s.id)
+	}
+	return s
+}
+
+// send hands a fresh session to the worker without waiting for its ACK.
+func (rw *runningWorker) send(t *testing.T) *clientSession {
+	t.Helper()
 	token, cctx := establish(t, rw.seal)
 	srv, cli := socketPair(t)
 	rw.nextID++
@@ -74,11 +85,22 @@ func (rw *runningWorker) handOff(t *testing.T) *clientSession {
 		t.Fatal(err)
 	}
 	srv.Close() // the worker holds its own copy now
-	ack := rw.recvType(t, handoff.TypeAck).(*handoff.Ack)
-	if ack.ID != id || ack.Status != 0 {
-		t.Fatalf("ACK %+v for handoff %d", ack, id)
-	}
 	return &clientSession{id: id, conn: cli, r: wire.NewReader(cli, 4096), ctx: cctx}
+}
+
+// waitParentGone waits for Run to return ErrParentGone once the last
+// session has ended.
+func (rw *runningWorker) waitParentGone(t *testing.T) {
+	t.Helper()
+	select {
+	case err := <-rw.done:
+		if !errors.Is(err, ErrParentGone) {
+			t.Fatalf("Run: %v, want ErrParentGone", err)
+		}
+		rw.done <- err // for the cleanup
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after the last session ended")
+	}
 }
 
 // recvType reads messages from the worker until one of type typ, skipping
@@ -187,15 +209,7 @@ func TestParentGoneFinishesSessions(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 	wire.WriteFrame(s.conn, wire.FlagNoop, nil)
-	select {
-	case err := <-rw.done:
-		if !errors.Is(err, ErrParentGone) {
-			t.Fatalf("Run: %v, want ErrParentGone", err)
-		}
-		rw.done <- err // for the cleanup
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return after the last session ended")
-	}
+	rw.waitParentGone(t)
 }
 
 // A HANDOFF the acceptor sent just before it exited is served, even though
@@ -208,40 +222,20 @@ func TestParentGoneWithUnreadAckStillServesQueuedHandoff(t *testing.T) {
 	first := rw.handOff(t)
 	// A second session whose ACK the acceptor never reads: once an
 	// exchange went through, the ACK is queued on the acceptor's end.
-	token, cctx := establish(t, rw.seal)
-	srv, cli := socketPair(t)
-	if err := rw.parent.Send(&handoff.Handoff{ID: 2, Token: token, File: srv}); err != nil {
-		t.Fatal(err)
-	}
-	srv.Close()
-	second := &clientSession{id: 2, conn: cli, r: wire.NewReader(cli, 4096), ctx: cctx}
+	second := rw.send(t)
 	if err := second.exchange("before the acceptor exits"); err != nil {
 		t.Fatal(err)
 	}
 	// The acceptor's last HANDOFF, then it is gone with the ACK unread.
-	token, cctx = establish(t, rw.seal)
-	srv, cli = socketPair(t)
-	if err := rw.parent.Send(&handoff.Handoff{ID: 3, Token: token, File: srv}); err != nil {
-		t.Fatal(err)
-	}
-	srv.Close()
+	third := rw.send(t)
 	rw.parent.Close()
-	third := &clientSession{id: 3, conn: cli, r: wire.NewReader(cli, 4096), ctx: cctx}
 	for _, s := range []*clientSession{first, second, third} {
 		if err := s.exchange("after the acceptor exited"); err != nil {
 			t.Fatalf("session %d: %v", s.id, err)
 		}
 		wire.WriteFrame(s.conn, wire.FlagNoop, nil)
 	}
-	select {
-	case err := <-rw.done:
-		if !errors.Is(err, ErrParentGone) {
-			t.Fatalf("Run: %v, want ErrParentGone", err)
-		}
-		rw.done <- err // for the cleanup
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return after the last session ended")
-	}
+	rw.waitParentGone(t)
 }
 
 // Cancelling Run's context (SIGTERM) cuts every session at once.
