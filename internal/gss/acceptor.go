@@ -224,7 +224,7 @@ func (hs *acceptState) decryptTicket() error {
 	if err != nil {
 		return krbError(StatusDefectiveCredential, errorcode.KRB_AP_ERR_MODIFIED,
 			fmt.Sprintf("ticket for %s does not decrypt with keytab kvno %d etype %d (wrong key or tampered ticket)",
-				principalString(t.SName.NameString, t.Realm), hs.key.kvno, hs.key.etype), err)
+				PrincipalString(t.SName.NameString, t.Realm), hs.key.kvno, hs.key.etype), err)
 	}
 	defer clear(plain) // holds the session key
 	// An EncTicketPart is APPLICATION 3 (0x63).
@@ -312,7 +312,7 @@ func (hs *acceptState) checkAuthenticator() error {
 	if a.CRealm != hs.tkt.CRealm || !slices.Equal(a.CName.NameString, hs.tkt.CName.NameString) {
 		return krbError(StatusDefectiveCredential, errorcode.KRB_AP_ERR_BADMATCH,
 			fmt.Sprintf("authenticator names %s but the ticket was issued to %s",
-				principalString(a.CName.NameString, a.CRealm), hs.clientName()), nil)
+				PrincipalString(a.CName.NameString, a.CRealm), hs.clientName()), nil)
 	}
 	if a.Cusec < 0 || a.Cusec > 999999 {
 		return krbError(StatusDefectiveToken, errorcode.KRB_ERR_GENERIC,
@@ -457,7 +457,7 @@ func (hs *acceptState) buildContext() (*Context, error) {
 		flags:      hs.flags,
 		mech:       hs.mech,
 		initName:   hs.clientName(),
-		acceptName: principalString(hs.sp.name, hs.sp.realm),
+		acceptName: PrincipalString(hs.sp.name, hs.sp.realm),
 		// MIT reports the ticket end time plus the skew as the context
 		// lifetime (krb5 PR #344): the ticket is honoured that long.
 		expiry:         hs.tkt.EndTime.Add(hs.a.skew),
@@ -518,7 +518,7 @@ func (hs *acceptState) ctime() time.Time {
 
 // clientName is the ticket's client, "alice@REALM".
 func (hs *acceptState) clientName() string {
-	return principalString(hs.tkt.CName.NameString, hs.tkt.CRealm)
+	return PrincipalString(hs.tkt.CName.NameString, hs.tkt.CRealm)
 }
 
 // randomSeq returns a random sequence number in [1, 2^30).

@@ -6,11 +6,11 @@ import (
 	"time"
 )
 
-// principalString renders a principal the way MIT's krb5_unparse_name
+// PrincipalString renders a principal the way MIT's krb5_unparse_name
 // does: components joined by "/", then "@" and the realm, with "/", "@"
 // and "\" escaped by a backslash inside components (and "@", "\" inside
 // the realm), and NUL, newline, tab and backspace written as \0 \n \t \b.
-func principalString(name []string, realm string) string {
+func PrincipalString(name []string, realm string) string {
 	var b strings.Builder
 	for i, c := range name {
 		if i > 0 {

@@ -120,8 +120,8 @@ func NewInitiator(cname types.PrincipalName, crealm string, tkt messages.Ticket,
 		now:        cfg.Now,
 		rand:       cfg.Rand,
 		sessionKey: keyFromKrb(sessionKey),
-		initName:   principalString(cname.NameString, crealm),
-		acceptName: principalString(tkt.SName.NameString, tkt.Realm),
+		initName:   PrincipalString(cname.NameString, crealm),
+		acceptName: PrincipalString(tkt.SName.NameString, tkt.Realm),
 	}
 	if cfg.UseMicrosoftOID {
 		i.mech = oidKRB5MS

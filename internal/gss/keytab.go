@@ -51,7 +51,7 @@ func (a *Acceptor) loadKeytab(kt *keytab.Keytab) error {
 			u, err := krb5crypto.DeriveUsage(k.etype, e.Key.KeyValue, keyusage.KDC_REP_TICKET)
 			if err != nil {
 				return fmt.Errorf("gss: keytab key for %s kvno %d etype %d: %w",
-					principalString(sp.name, sp.realm), k.kvno, k.etype, err)
+					PrincipalString(sp.name, sp.realm), k.kvno, k.etype, err)
 			}
 			k.usage = u
 		}
@@ -99,7 +99,7 @@ func (sp *servicePrincipal) describeKeys() string {
 // selectKey applies the service policy and finds the ticket's key.
 func (hs *acceptState) selectKey() error {
 	t := &hs.req.Ticket
-	sname := principalString(t.SName.NameString, t.Realm)
+	sname := PrincipalString(t.SName.NameString, t.Realm)
 	for _, sp := range hs.a.principals {
 		if sp.realm == t.Realm && slices.Equal(sp.name, t.SName.NameString) {
 			hs.sp = sp

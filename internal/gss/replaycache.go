@@ -208,7 +208,7 @@ func checkAndInsert(store ReplayStore, t *replayTuple, expiry, now time.Time) er
 	if !fresh {
 		return krbError(StatusDuplicateToken, errorcode.KRB_AP_ERR_REPEAT,
 			fmt.Sprintf("authenticator of %s with time %s.%06d was already presented (replay)",
-				principalString(t.cname, t.crealm), t.ctime.UTC().Format(time.RFC3339), t.cusec), nil)
+				PrincipalString(t.cname, t.crealm), t.ctime.UTC().Format(time.RFC3339), t.cusec), nil)
 	}
 	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jcmturner/gokrb5/v8/messages"
@@ -140,10 +142,18 @@ func logDelegation(log *zap.Logger, cred []byte) {
 		log.Warn("delegated credential arrived but cannot be read", zap.Error(err))
 		return
 	}
-	log.Info("delegated credential for "+name+" arrived", zap.String("delegated_client", name))
+	// The name is the client's to choose (it forged the KRB-CRED's clear
+	// enc-part if it liked), and the console encoder writes messages raw:
+	// quote it if it holds a control character, so it cannot forge lines.
+	shown := name
+	if strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		shown = strconv.Quote(name)
+	}
+	log.Info("delegated credential for "+shown+" arrived", zap.String("delegated_client", name))
 }
 
-// delegatedClient returns "pname@prealm" of the first KrbCredInfo of a
+// delegatedClient returns "pname@prealm" (escaped as MIT's
+// krb5_unparse_name does) of the first KrbCredInfo of a
 // delegated KRB-CRED (RFC 4120 §5.8.1). The acceptor stores the credential
 // with a clear enc-part (etype 0), so no key is needed. The decoders are
 // gokrb5's, which can panic on malformed input: the credential was already
@@ -175,8 +185,10 @@ func delegatedClient(cred []byte) (name string, err error) {
 		return "", errors.New("worker: delegated credential holds no ticket")
 	}
 	ci := part.TicketInfo[0]
-	if len(ci.PName.NameString) == 0 || ci.PRealm == "" {
+	if len(ci.PName.NameString) == 0 || ci.PName.NameString[0] == "" || ci.PRealm == "" {
 		return "", errors.New("worker: delegated credential does not name its client")
 	}
-	return ci.PName.PrincipalNameString() + "@" + ci.PRealm, nil
+	// Escaped as krb5_unparse_name does, so a realm or component holding
+	// "@" or "/" cannot pass for a different principal.
+	return gss.PrincipalString(ci.PName.NameString, ci.PRealm), nil
 }

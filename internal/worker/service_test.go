@@ -64,6 +64,11 @@ func TestDelegatedClient(t *testing.T) {
 		{name: "encrypted enc-part", cred: testCred(t, "alice", "EXAMPLE.COM", 18, 1), wantErr: "encrypted (etype 18)"},
 		{name: "no ticket info", cred: testCred(t, "alice", "EXAMPLE.COM", 0, 0), wantErr: "holds no ticket"},
 		{name: "empty realm", cred: testCred(t, "alice", "", 0, 1), wantErr: "does not name its client"},
+		{name: "empty first component", cred: testCred(t, "/admin", "EXAMPLE.COM", 0, 1), wantErr: "does not name its client"},
+		// Found by FuzzDelegatedClient: a realm holding "@" must not make
+		// the name end in a bare "@" or split as another principal.
+		{name: "realm with @", cred: testCred(t, "alice", "EXAMPLE.@O@", 0, 1), want: `alice@EXAMPLE.\@O\@`},
+		{name: "component with @ and newline", cred: testCred(t, "a@b\nc", "EXAMPLE.COM", 0, 1), want: `a\@b\nc@EXAMPLE.COM`},
 		{name: "garbage", cred: []byte("not a credential"), wantErr: "worker: delegated credential"},
 		{name: "truncated", cred: good[:len(good)/2], wantErr: "worker:"},
 	}
@@ -92,6 +97,8 @@ func TestLogDelegation(t *testing.T) {
 	}{
 		{"readable", testCred(t, "alice", "EXAMPLE.COM", 0, 1), zapcore.InfoLevel, "delegated credential for alice@EXAMPLE.COM arrived"},
 		{"unreadable", []byte{0x76, 0x01}, zapcore.WarnLevel, "delegated credential arrived but cannot be read"},
+		{"control characters quoted", testCred(t, "alice", "EXAMPLE.COM\r\nfake line", 0, 1), zapcore.InfoLevel,
+			`delegated credential for "alice@EXAMPLE.COM\r\\nfake line" arrived`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -133,10 +140,25 @@ func FuzzDelegatedClient(f *testing.F) {
 			}
 			return
 		}
-		if i := strings.LastIndexByte(name, '@'); i <= 0 || i == len(name)-1 {
+		if i := realmSeparator(name); i <= 0 || i == len(name)-1 {
 			t.Fatalf("name %q is not user@REALM", name)
 		}
 	})
+}
+
+// realmSeparator returns the index of the last "@" not escaped by a
+// backslash, or -1.
+func realmSeparator(name string) int {
+	sep := -1
+	for i := 0; i < len(name); i++ {
+		switch name[i] {
+		case '\\':
+			i++
+		case '@':
+			sep = i
+		}
+	}
+	return sep
 }
 
 // TestDelegatedClientCorpus writes the seed corpus of FuzzDelegatedClient
@@ -146,6 +168,8 @@ func TestDelegatedClientCorpus(t *testing.T) {
 		"clear":     testCred(t, "alice", "EXAMPLE.COM", 0, 1),
 		"encrypted": testCred(t, "alice", "EXAMPLE.COM", 18, 1),
 		"no-info":   testCred(t, "alice", "EXAMPLE.COM", 0, 0),
+		// The CI run's crash: a realm ending in "@".
+		"realm-with-at": testCred(t, "alice", "EXAMPLE.@O@", 0, 1),
 	}
 	for name, b := range seeds {
 		path := filepath.Join("testdata", "fuzz", "FuzzDelegatedClient", name)
