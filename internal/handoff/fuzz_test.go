@@ -29,6 +29,8 @@ func FuzzDecode(f *testing.F) {
 	seed(&Bye{Reason: ByeDrained}, 0)
 	seed(&SessionEnd{ID: 7, Result: SessionOK, Load: 2, DurationUS: 1500, MessagesIn: 4, MessagesOut: 3, BytesIn: 90, BytesOut: 70}, 0)
 	seed(&SessionEnd{ID: 0, Result: SessionFailed}, 0)
+	seed(&SessionEnd{ID: 8, Result: SessionOK, Backend: BackendEnd{Kind: BackendProxy, Connect: ConnectTimeout, ConnectUS: 5e6}}, 0)
+	seed(&SessionEnd{ID: 8, Result: SessionOK, Backend: BackendEnd{Kind: BackendExec, ToBackend: 9, FromBackend: 1, Exit: ExitSignal, ExitValue: 15}}, 0)
 	f.Add([]byte{Version}, uint8(0))
 	f.Add([]byte{0x00, byte(TypeDrain)}, uint8(0))
 	f.Fuzz(func(t *testing.T, data []byte, nfd uint8) {

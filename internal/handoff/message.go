@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Version is the protocol version, carried in the first byte of every
@@ -264,6 +268,11 @@ const (
 // metrics endpoint of its own), and the worker's load after the session,
 // which is how the parent learns that the load fell. Counters are totals
 // for the session; bytes count frames on the wire, headers included.
+//
+// A session served by a backend (proxy, exec) also carries a backend
+// block (Backend, ARCHITECTURE.md §6); a gss-sample session does not, so
+// its SESSION_END keeps the original 56-byte body, which is still
+// accepted from any worker.
 type SessionEnd struct {
 	ID          uint64 // the session's HANDOFF ID; never 0
 	Result      uint32 // SessionOK or SessionFailed
@@ -273,13 +282,119 @@ type SessionEnd struct {
 	MessagesOut uint64 // frames sent to the client
 	BytesIn     uint64
 	BytesOut    uint64
+
+	// Backend is the backend block; its Kind is BackendNone (no block
+	// on the wire) for gss-sample sessions.
+	Backend BackendEnd
 }
+
+// BackendKind names the backend that served a session.
+type BackendKind uint8
+
+// Backend kinds in a SESSION_END backend block.
+const (
+	BackendNone  BackendKind = 0 // gss-sample: no backend block
+	BackendProxy BackendKind = 1 // proxy to tcp:HOST:PORT or unix:PATH
+	BackendExec  BackendKind = 2 // a program per session
+)
+
+// String returns "proxy", "exec" or "" for BackendNone.
+func (k BackendKind) String() string {
+	switch k {
+	case BackendNone:
+		return ""
+	case BackendProxy:
+		return "proxy"
+	case BackendExec:
+		return "exec"
+	}
+	return fmt.Sprintf("BackendKind(%d)", uint8(k))
+}
+
+// ConnectResult is how a proxy session's connection to its backend went.
+type ConnectResult uint8
+
+// Connect results. The failures are classified from the dial error:
+// ECONNREFUSED is refused, a timeout is timeout, anything else
+// (EHOSTUNREACH, ENETUNREACH, a missing unix socket, a name that does not
+// resolve) is unreachable.
+const (
+	ConnectNone        ConnectResult = 0 // not attempted (exec, or the session ended first)
+	ConnectOK          ConnectResult = 1
+	ConnectRefused     ConnectResult = 2
+	ConnectUnreachable ConnectResult = 3
+	ConnectTimeout     ConnectResult = 4
+)
+
+// String returns "ok", "refused", "unreachable", "timeout" or "" for
+// ConnectNone: the log field and metric label values.
+func (c ConnectResult) String() string {
+	switch c {
+	case ConnectNone:
+		return ""
+	case ConnectOK:
+		return "ok"
+	case ConnectRefused:
+		return "refused"
+	case ConnectUnreachable:
+		return "unreachable"
+	case ConnectTimeout:
+		return "timeout"
+	}
+	return fmt.Sprintf("ConnectResult(%d)", uint8(c))
+}
+
+// ExitKind says how an exec session's program ended.
+type ExitKind uint8
+
+// Exit kinds: ExitCode's value is the exit status, ExitSignal's the
+// number of the signal that killed the program.
+const (
+	ExitNone   ExitKind = 0 // no program ran (proxy, refused, failed to start)
+	ExitCode   ExitKind = 1
+	ExitSignal ExitKind = 2
+)
+
+// BackendEnd is the backend block of a SESSION_END: what the session did
+// with its backend. Byte counts are the plaintext relayed, not records.
+type BackendEnd struct {
+	Kind        BackendKind
+	Connect     ConnectResult // proxy only
+	ConnectUS   uint64        // time to connect (or to fail), microseconds; 0 with ConnectNone
+	ToBackend   uint64        // plaintext bytes client → backend (the program's stdin)
+	FromBackend uint64        // plaintext bytes backend → client (its stdout)
+	Exit        ExitKind      // exec only
+	ExitValue   uint8         // exit status or signal number; 0 with ExitNone
+}
+
+// ExitStatus returns the program's end as a label value: "exit_N" for an
+// exit status N, "signal_NAME" (e.g. "signal_SIGTERM", or "signal_N" for
+// a signal without a name) for a killed program, "" when none ran.
+func (b BackendEnd) ExitStatus() string {
+	switch b.Exit {
+	case ExitCode:
+		return "exit_" + strconv.Itoa(int(b.ExitValue))
+	case ExitSignal:
+		if name := unix.SignalName(syscall.Signal(b.ExitValue)); name != "" {
+			return "signal_" + name
+		}
+		return "signal_" + strconv.Itoa(int(b.ExitValue))
+	}
+	return ""
+}
+
+// backendBlockVersion is the first byte of a backend block; a later
+// layout gets a new version (the parser refuses unknown ones).
+const backendBlockVersion = 1
+
+// Body lengths of a SESSION_END: the base, and the backend block after it.
+const (
+	sessionEndLen   = 8 + 4 + 4 + 5*8
+	backendBlockLen = 1 + 1 + 1 + 3*8 + 1 + 1
+)
 
 // Type implements Message.
 func (*SessionEnd) Type() Type { return TypeSessionEnd }
-
-// sessionEndLen is the body length of a SESSION_END.
-const sessionEndLen = 8 + 4 + 4 + 5*8
 
 func (e *SessionEnd) appendBody(b []byte) ([]byte, error) {
 	b = binary.BigEndian.AppendUint64(b, e.ID)
@@ -290,7 +405,46 @@ func (e *SessionEnd) appendBody(b []byte) ([]byte, error) {
 	b = binary.BigEndian.AppendUint64(b, e.MessagesOut)
 	b = binary.BigEndian.AppendUint64(b, e.BytesIn)
 	b = binary.BigEndian.AppendUint64(b, e.BytesOut)
+	if e.Backend.Kind == BackendNone {
+		return b, nil
+	}
+	be := &e.Backend
+	b = append(b, backendBlockVersion, byte(be.Kind), byte(be.Connect))
+	b = binary.BigEndian.AppendUint64(b, be.ConnectUS)
+	b = binary.BigEndian.AppendUint64(b, be.ToBackend)
+	b = binary.BigEndian.AppendUint64(b, be.FromBackend)
+	b = append(b, byte(be.Exit), be.ExitValue)
 	return b, nil
+}
+
+// decodeBackend reads a backend block and checks that it is the one
+// encoding of a possible report: a known version and kind, connect fields
+// only for a proxy, exit fields only for exec, no value without its kind.
+func (d *decoder) decodeBackend(be *BackendEnd) error {
+	if v := d.u8(); !d.bad && v != backendBlockVersion {
+		return fmt.Errorf("%w: SESSION_END backend block version %d, want %d", ErrMalformed, v, backendBlockVersion)
+	}
+	be.Kind = BackendKind(d.u8())
+	be.Connect = ConnectResult(d.u8())
+	be.ConnectUS = d.u64()
+	be.ToBackend = d.u64()
+	be.FromBackend = d.u64()
+	be.Exit = ExitKind(d.u8())
+	be.ExitValue = d.u8()
+	if d.bad {
+		return nil // reported as truncated
+	}
+	switch {
+	case be.Kind != BackendProxy && be.Kind != BackendExec:
+		return fmt.Errorf("%w: SESSION_END backend kind %d", ErrMalformed, be.Kind)
+	case be.Connect > ConnectTimeout, be.Connect != ConnectNone && be.Kind != BackendProxy,
+		be.Connect == ConnectNone && be.ConnectUS != 0:
+		return fmt.Errorf("%w: SESSION_END %v backend with connect result %d after %d µs", ErrMalformed, be.Kind, be.Connect, be.ConnectUS)
+	case be.Exit > ExitSignal, be.Exit != ExitNone && be.Kind != BackendExec,
+		be.Exit == ExitNone && be.ExitValue != 0, be.Exit == ExitSignal && be.ExitValue == 0:
+		return fmt.Errorf("%w: SESSION_END %v backend with exit kind %d value %d", ErrMalformed, be.Kind, be.Exit, be.ExitValue)
+	}
+	return nil
 }
 
 // errNilMessage is returned for a nil Message or a typed nil pointer.
@@ -441,6 +595,14 @@ func decode(b []byte, nfd int) (Message, error) {
 	case TypeSessionEnd:
 		e := &SessionEnd{ID: d.u64(), Result: d.u32(), Load: d.u32(), DurationUS: d.u64(),
 			MessagesIn: d.u64(), MessagesOut: d.u64(), BytesIn: d.u64(), BytesOut: d.u64()}
+		// The backend block is optional: a body of exactly the base
+		// length is a gss-sample session (or a worker from before the
+		// block); anything longer must be one whole, valid block.
+		if !d.bad && len(d.b) > 0 {
+			if err := d.decodeBackend(&e.Backend); err != nil {
+				return nil, err
+			}
+		}
 		// Strict: a session always has a HANDOFF ID (the parent never
 		// assigns 0) and one of the defined results; anything else is a
 		// worker bug, not a counter to add up.
