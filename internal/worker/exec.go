@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/gss-acceptor/gss-acceptor/internal/handoff"
 	"github.com/gss-acceptor/gss-acceptor/internal/stream"
 )
 
@@ -66,6 +67,7 @@ func (svc *ExecService) init() {
 // Serve implements Service.
 func (svc *ExecService) Serve(ctx context.Context, s *Session) error {
 	svc.init()
+	s.Backend.Kind = handoff.BackendExec
 	st, err := s.openStream(svc.AllowIntegrity)
 	if err != nil {
 		return err
@@ -89,6 +91,8 @@ func (svc *ExecService) Serve(ctx context.Context, s *Session) error {
 	defer svc.Running.Add(-1)
 	err = p.relay(ctx, st, s)
 	status := p.stop(svc.killGrace())
+	s.Backend.ToBackend, s.Backend.FromBackend = uint64(p.toProgram.Load()), uint64(p.fromProgram.Load())
+	s.Backend.Exit, s.Backend.ExitValue = exitOf(p.cmd.ProcessState)
 	s.Log.Debug("exec program ended", zap.String("exec", svc.Path), zap.Int("program_pid", p.cmd.Process.Pid), zap.String("status", status))
 	if err != nil {
 		return fmt.Errorf("worker: exec: %w (program %s)", err, status)
@@ -110,6 +114,22 @@ type program struct {
 	exited                  chan struct{} // the leader exited (not reaped yet)
 	stderrDone              chan struct{}
 	closeStdin, closeStdout sync.Once
+	toProgram, fromProgram  atomic.Int64 // plaintext bytes written to stdin, read from stdout and sent
+}
+
+// exitOf returns how a reaped program ended, for SESSION_END.
+func exitOf(ps *os.ProcessState) (handoff.ExitKind, uint8) {
+	if ps == nil {
+		return handoff.ExitNone, 0
+	}
+	ws, ok := ps.Sys().(syscall.WaitStatus)
+	switch {
+	case ok && ws.Signaled():
+		return handoff.ExitSignal, uint8(ws.Signal())
+	case ok && ws.Exited():
+		return handoff.ExitCode, uint8(ws.ExitStatus())
+	}
+	return handoff.ExitNone, 0
 }
 
 func (svc *ExecService) start(s *Session) (*program, error) {
@@ -185,6 +205,7 @@ func (p *program) relay(ctx context.Context, st *stream.Conn, s *Session) error 
 					errc <- err
 					return
 				}
+				p.fromProgram.Add(int64(n))
 			}
 			if rerr != nil {
 				if err := st.CloseWrite(); err != nil {
@@ -202,7 +223,9 @@ func (p *program) relay(ctx context.Context, st *stream.Conn, s *Session) error 
 			n, rerr := st.Read(buf)
 			if n > 0 {
 				activity.Add(1)
-				if _, err := p.stdin.Write(buf[:n]); err != nil {
+				w, err := p.stdin.Write(buf[:n])
+				p.toProgram.Add(int64(w))
+				if err != nil {
 					// The program closed its stdin or exited: what the
 					// client still sends has no reader; drop it.
 					p.closeIn()

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/gss-acceptor/gss-acceptor/internal/gss"
+	"github.com/gss-acceptor/gss-acceptor/internal/handoff"
 	"github.com/gss-acceptor/gss-acceptor/internal/wire"
 )
 
@@ -46,6 +47,11 @@ type Session struct {
 	// with a flag byte).
 	MessagesIn, MessagesOut int
 	BytesIn, BytesOut       int64
+
+	// Backend is what a proxy or exec service did with its backend
+	// (plaintext bytes each way, connect result, program exit), reported
+	// in SESSION_END and the session's log line; gss-sample leaves it zero.
+	Backend handoff.BackendEnd
 }
 
 // ReadFrame reads the next frame, applying the idle timeout.

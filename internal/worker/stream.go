@@ -2,14 +2,16 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
+	"syscall"
 	"time"
 
-	"go.uber.org/zap"
-
+	"github.com/gss-acceptor/gss-acceptor/internal/handoff"
 	"github.com/gss-acceptor/gss-acceptor/internal/proxyproto"
 	"github.com/gss-acceptor/gss-acceptor/internal/stream"
 )
@@ -80,6 +82,7 @@ func (s *Session) countStream(st *stream.Conn) {
 
 // Serve implements Service.
 func (svc *StreamService) Serve(ctx context.Context, s *Session) error {
+	s.Backend.Kind = handoff.BackendProxy
 	st, err := s.openStream(svc.AllowIntegrity)
 	if err != nil {
 		return err
@@ -93,13 +96,14 @@ func (svc *StreamService) Serve(ctx context.Context, s *Session) error {
 	d := net.Dialer{Timeout: timeout}
 	start := time.Now()
 	bc, err := d.DialContext(ctx, svc.Backend.Network, svc.Backend.Address)
+	s.Backend.ConnectUS = uint64(max(time.Since(start), time.Microsecond) / time.Microsecond)
+	s.Backend.Connect = connectResult(err)
 	if err != nil {
 		reason := "backend unreachable: " + err.Error()
 		st.Abort(reason)
 		return fmt.Errorf("worker: %s", reason)
 	}
 	defer bc.Close()
-	connectTime := time.Since(start)
 
 	if svc.ProxyProtocol {
 		h := proxyHeader(s)
@@ -120,11 +124,7 @@ func (svc *StreamService) Serve(ctx context.Context, s *Session) error {
 		IdleTimeout: s.IdleTimeout,
 		AbortReason: func(err error) string { return "backend failed: " + err.Error() },
 	})
-	s.Log.Debug("stream relayed",
-		zap.Stringer("backend", svc.Backend),
-		zap.Duration("backend_connect", connectTime),
-		zap.Int64("client_to_backend", counts.FromPeer),
-		zap.Int64("backend_to_client", counts.ToPeer))
+	s.Backend.ToBackend, s.Backend.FromBackend = uint64(max(counts.FromPeer, 0)), uint64(max(counts.ToPeer, 0))
 	if err != nil {
 		return fmt.Errorf("worker: stream: %w", err)
 	}
@@ -154,4 +154,22 @@ func addrPort(a net.Addr) (netip.AddrPort, bool) {
 	}
 	ap := ta.AddrPort()
 	return ap, ap.IsValid()
+}
+
+// connectResult classifies a backend dial's outcome for SESSION_END and
+// the metrics: ECONNREFUSED (also a unix socket nobody listens on) is
+// refused, a timeout is timeout, anything else (no route, a missing unix
+// socket, a name that does not resolve) is unreachable.
+func connectResult(err error) handoff.ConnectResult {
+	var ne net.Error
+	switch {
+	case err == nil:
+		return handoff.ConnectOK
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return handoff.ConnectRefused
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded),
+		errors.As(err, &ne) && ne.Timeout():
+		return handoff.ConnectTimeout
+	}
+	return handoff.ConnectUnreachable
 }

@@ -72,6 +72,12 @@ func identityBackend(t *testing.T, ln net.Listener) <-chan *proxyproto.Header {
 // client's stream and the channel Serve's result arrives on.
 func serveStream(t *testing.T, svc Service) (*stream.Conn, <-chan error) {
 	t.Helper()
+	return serveStreamWith(t, svc, func(*Session) {})
+}
+
+// serveStreamWith is serveStream that first gives the session to seen.
+func serveStreamWith(t *testing.T, svc Service, seen func(*Session)) (*stream.Conn, <-chan error) {
+	t.Helper()
 	f := gsstest.New(t, 18)
 	ictx, actx := f.Establish(t, f.Acceptor(t, gss.AcceptorConfig{}), gss.FlagMutual|gss.FlagReplay|gss.FlagSequence)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -89,6 +95,7 @@ func serveStream(t *testing.T, svc Service) (*stream.Conn, <-chan error) {
 	}
 	t.Cleanup(func() { cc.Close(); sc.Close() })
 	s := &Session{ID: 1, Context: actx, Conn: sc, Reader: wire.NewReader(sc, readBufferSize), Log: zap.NewNop(), IdleTimeout: 10 * time.Second}
+	seen(s)
 	done := make(chan error, 1)
 	go func() { done <- svc.Serve(context.Background(), s) }()
 	client, err := stream.New(cc, nil, ictx, stream.Config{})

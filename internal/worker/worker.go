@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"sync"
@@ -219,6 +220,7 @@ func (w *Worker) serve(ctx context.Context, s *Session) {
 			MessagesOut: uint64(max(s.MessagesOut, 0)),
 			BytesIn:     uint64(max(s.BytesIn, 0)),
 			BytesOut:    uint64(max(s.BytesOut, 0)),
+			Backend:     s.Backend,
 		})
 		w.sessions.Done()
 	}()
@@ -231,7 +233,7 @@ func (w *Worker) serve(ctx context.Context, s *Session) {
 		end = handoff.SessionOK
 	}
 	if ce := s.Log.Check(level, "session ended"); ce != nil {
-		ce.Write(
+		fields := []zap.Field{
 			zap.String("result", result),
 			zap.String("client", s.Context.InitiatorName()),
 			zap.String("service", s.Context.AcceptorName()),
@@ -242,9 +244,30 @@ func (w *Worker) serve(ctx context.Context, s *Session) {
 			zap.Int("messages_out", s.MessagesOut),
 			zap.Int64("bytes_in", s.BytesIn),
 			zap.Int64("bytes_out", s.BytesOut),
-			zap.Error(err),
-		)
+		}
+		ce.Write(append(backendFields(fields, s.Backend), zap.Error(err))...)
 	}
+}
+
+// backendFields appends the backend's part of the session's log line (the
+// same values SESSION_END carries): nothing for gss-sample.
+func backendFields(f []zap.Field, b handoff.BackendEnd) []zap.Field {
+	if b.Kind == handoff.BackendNone {
+		return f
+	}
+	f = append(f,
+		zap.Stringer("backend", b.Kind),
+		zap.Uint64("client_to_backend", b.ToBackend),
+		zap.Uint64("backend_to_client", b.FromBackend))
+	if b.Connect != handoff.ConnectNone {
+		f = append(f,
+			zap.Stringer("backend_connect", b.Connect),
+			zap.Duration("backend_connect_time", time.Duration(min(b.ConnectUS, uint64(math.MaxInt64/int64(time.Microsecond))))*time.Microsecond))
+	}
+	if status := b.ExitStatus(); status != "" {
+		f = append(f, zap.String("exec_status", status))
+	}
+	return f
 }
 
 // send writes one message to the acceptor. A failure means the acceptor is
