@@ -372,12 +372,25 @@ func (d *daemonState) snapshot() metrics.Snapshot {
 
 // observeSession counts one session a worker reported as ended.
 func (d *daemonState) observeSession(e supervisor.SessionEnd) {
+	b := e.Backend
 	d.metrics.ObserveSession(metrics.Session{
-		OK:          e.Result == handoff.SessionOK,
-		Duration:    time.Duration(min(e.DurationUS, uint64(math.MaxInt64/int64(time.Microsecond)))) * time.Microsecond,
-		MessagesIn:  e.MessagesIn,
-		MessagesOut: e.MessagesOut,
-		BytesIn:     e.BytesIn,
-		BytesOut:    e.BytesOut,
+		OK:              e.Result == handoff.SessionOK,
+		Duration:        microseconds(e.DurationUS),
+		MessagesIn:      e.MessagesIn,
+		MessagesOut:     e.MessagesOut,
+		BytesIn:         e.BytesIn,
+		BytesOut:        e.BytesOut,
+		Backend:         b.Kind != handoff.BackendNone,
+		ToBackend:       b.ToBackend,
+		FromBackend:     b.FromBackend,
+		Connect:         b.Connect.String(),
+		ConnectDuration: microseconds(b.ConnectUS),
+		ExecStatus:      b.ExitStatus(),
 	})
+}
+
+// microseconds converts a reported count of µs, capped at the largest
+// time.Duration.
+func microseconds(us uint64) time.Duration {
+	return time.Duration(min(us, uint64(math.MaxInt64/int64(time.Microsecond)))) * time.Microsecond
 }

@@ -107,6 +107,11 @@ type Metrics struct {
 	replayOpSeconds prometheus.Histogram
 	replayErrors    prometheus.Counter
 	replayFallbacks prometheus.Counter
+
+	backendBytes    *prometheus.CounterVec
+	connectFailures *prometheus.CounterVec
+	connectSeconds  prometheus.Histogram
+	execExits       *prometheus.CounterVec
 }
 
 // New creates the collectors and registers them, with the Go runtime and
@@ -156,6 +161,27 @@ func New(o Options) *Metrics {
 		Name:      "session_bytes_total",
 		Help:      "Bytes of gss-sample frames (5-byte headers included) of ended sessions, by direction.",
 	}, []string{"direction"})
+	m.backendBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "backend_bytes_total",
+		Help:      "Plaintext bytes relayed between clients and the proxy or exec backend by ended sessions: client_to_backend, backend_to_client.",
+	}, []string{"direction"})
+	m.connectFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "backend_connect_failures_total",
+		Help:      "Proxy sessions whose connection to the backend failed, by reason: refused, unreachable, timeout.",
+	}, []string{"reason"})
+	m.connectSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: namespace,
+		Name:      "backend_connect_duration_seconds",
+		Help:      "Time a proxy session took to connect to its backend (successful connects).",
+		Buckets:   []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5},
+	})
+	m.execExits = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "exec_exits_total",
+		Help:      "Exec backend programs ended, by status: exit_N (exit status N) or signal_NAME (killed, e.g. by the session's end).",
+	}, []string{"status"})
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace,
 		Name:      "reloads_total",
@@ -189,6 +215,12 @@ func New(o Options) *Metrics {
 		m.messages.WithLabelValues(d)
 		m.bytes.WithLabelValues(d)
 	}
+	for _, d := range []string{"client_to_backend", "backend_to_client"} {
+		m.backendBytes.WithLabelValues(d)
+	}
+	for _, r := range connectFailureReasons {
+		m.connectFailures.WithLabelValues(r)
+	}
 	for _, r := range []string{"ok", "refused"} {
 		m.reloads.WithLabelValues(r)
 	}
@@ -214,6 +246,7 @@ func New(o Options) *Metrics {
 	m.reg.MustRegister(
 		m.handshakes, m.krbErrors, m.handshakeSeconds, m.handoffSeconds,
 		m.sessions, m.sessionSeconds, m.messages, m.bytes,
+		m.backendBytes, m.connectFailures, m.connectSeconds, m.execExits,
 		m.reloads, m.reloadOK, m.reloadTimestamp, buildInfo,
 		m.replayOpSeconds, m.replayErrors, m.replayFallbacks,
 		collectors.NewGoCollector(),
@@ -260,7 +293,25 @@ type Session struct {
 	Duration                time.Duration
 	MessagesIn, MessagesOut uint64
 	BytesIn, BytesOut       uint64
+
+	// Backend is set for proxy and exec sessions; the fields after it
+	// count only then.
+	Backend bool
+	// ToBackend and FromBackend are the plaintext bytes relayed
+	// client → backend and backend → client.
+	ToBackend, FromBackend uint64
+	// Connect is the proxy's connect result: "" (not attempted), "ok",
+	// "refused", "unreachable" or "timeout"; other values are ignored.
+	Connect         string
+	ConnectDuration time.Duration // observed when Connect is "ok"
+	// ExecStatus is how the exec program ended ("exit_N",
+	// "signal_NAME"), "" when none ran.
+	ExecStatus string
 }
+
+// connectFailureReasons are the reasons of
+// gss_acceptor_backend_connect_failures_total, exported at 0 from start.
+var connectFailureReasons = []string{"refused", "unreachable", "timeout"}
 
 // ObserveSession adds one ended session's counters.
 func (m *Metrics) ObserveSession(s Session) {
@@ -274,6 +325,20 @@ func (m *Metrics) ObserveSession(s Session) {
 	m.messages.WithLabelValues("out").Add(float64(s.MessagesOut))
 	m.bytes.WithLabelValues("in").Add(float64(s.BytesIn))
 	m.bytes.WithLabelValues("out").Add(float64(s.BytesOut))
+	if !s.Backend {
+		return
+	}
+	m.backendBytes.WithLabelValues("client_to_backend").Add(float64(s.ToBackend))
+	m.backendBytes.WithLabelValues("backend_to_client").Add(float64(s.FromBackend))
+	switch s.Connect {
+	case "ok":
+		m.connectSeconds.Observe(s.ConnectDuration.Seconds())
+	case "refused", "unreachable", "timeout":
+		m.connectFailures.WithLabelValues(s.Connect).Inc()
+	}
+	if s.ExecStatus != "" {
+		m.execExits.WithLabelValues(strings.ToValidUTF8(s.ExecStatus, "?")).Inc()
+	}
 }
 
 // ObserveReplayOp records one round trip to the shared replay cache and

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -186,6 +188,124 @@ func TestObserveSession(t *testing.T) {
 	}
 }
 
+// Backend sessions feed the backend families; a gss-sample session
+// (Backend false) leaves them alone, whatever else it carries.
+func TestObserveBackendSession(t *testing.T) {
+	m := New(Options{})
+	m.ObserveSession(Session{OK: true, Backend: true, ToBackend: 100, FromBackend: 2000, Connect: "ok", ConnectDuration: 300 * time.Microsecond})
+	m.ObserveSession(Session{OK: true, Backend: true, ToBackend: 5, FromBackend: 7, Connect: "ok", ConnectDuration: 2 * time.Millisecond})
+	m.ObserveSession(Session{Backend: true, Connect: "refused", ConnectDuration: time.Millisecond})
+	m.ObserveSession(Session{Backend: true, Connect: "timeout", ConnectDuration: 5 * time.Second})
+	m.ObserveSession(Session{Backend: true, Connect: "unreachable"})
+	m.ObserveSession(Session{Backend: true, Connect: "bogus"})
+	m.ObserveSession(Session{OK: true, Backend: true, ToBackend: 10, FromBackend: 20, ExecStatus: "exit_0"})
+	m.ObserveSession(Session{Backend: true, ExecStatus: "exit_3"})
+	m.ObserveSession(Session{Backend: true, ExecStatus: "signal_SIGTERM"})
+	m.ObserveSession(Session{Backend: true, ExecStatus: "exit_0"})
+	m.ObserveSession(Session{OK: true, ToBackend: 1 << 20, Connect: "refused", ExecStatus: "exit_9"}) // gss-sample
+	tests := []struct {
+		name   string
+		metric string
+		labels map[string]string
+		want   float64
+	}{
+		{"to backend", "gss_acceptor_backend_bytes_total", map[string]string{"direction": "client_to_backend"}, 115},
+		{"from backend", "gss_acceptor_backend_bytes_total", map[string]string{"direction": "backend_to_client"}, 2027},
+		{"refused", "gss_acceptor_backend_connect_failures_total", map[string]string{"reason": "refused"}, 1},
+		{"unreachable", "gss_acceptor_backend_connect_failures_total", map[string]string{"reason": "unreachable"}, 1},
+		{"timeout", "gss_acceptor_backend_connect_failures_total", map[string]string{"reason": "timeout"}, 1},
+		{"connects observed", "gss_acceptor_backend_connect_duration_seconds", nil, 2},
+		{"exit 0", "gss_acceptor_exec_exits_total", map[string]string{"status": "exit_0"}, 2},
+		{"exit 3", "gss_acceptor_exec_exits_total", map[string]string{"status": "exit_3"}, 1},
+		{"SIGTERM", "gss_acceptor_exec_exits_total", map[string]string{"status": "signal_SIGTERM"}, 1},
+		{"sessions", "gss_acceptor_sessions_total", map[string]string{"result": "ok"}, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := gathered(t, m, tt.metric, tt.labels)
+			if !ok || got != tt.want {
+				t.Errorf("%s%v = %v (present %v), want %v", tt.metric, tt.labels, got, ok, tt.want)
+			}
+		})
+	}
+	if _, ok := gathered(t, m, "gss_acceptor_exec_exits_total", map[string]string{"status": "exit_9"}); ok {
+		t.Error("a gss-sample session counted an exec exit")
+	}
+	if _, ok := gathered(t, m, "gss_acceptor_backend_connect_failures_total", map[string]string{"reason": "bogus"}); ok {
+		t.Error("an unknown connect result became a label value")
+	}
+	var sum float64
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "gss_acceptor_backend_connect_duration_seconds" {
+			sum = mf.GetMetric()[0].GetHistogram().GetSampleSum()
+		}
+	}
+	if sum < 0.0022 || sum > 0.0024 {
+		t.Errorf("connect duration sum %v s, want 0.0023 (successful connects only)", sum)
+	}
+}
+
+// The connect failure reasons are exported at 0 before any failure, so
+// that rate() and alerts work from the first scrape.
+func TestBackendFailuresAtZero(t *testing.T) {
+	m := New(Options{})
+	for _, r := range []string{"refused", "unreachable", "timeout"} {
+		if v, ok := gathered(t, m, "gss_acceptor_backend_connect_failures_total", map[string]string{"reason": r}); !ok || v != 0 {
+			t.Errorf("reason %q: %v (present %v), want 0", r, v, ok)
+		}
+	}
+	for _, d := range []string{"client_to_backend", "backend_to_client"} {
+		if v, ok := gathered(t, m, "gss_acceptor_backend_bytes_total", map[string]string{"direction": d}); !ok || v != 0 {
+			t.Errorf("direction %q: %v (present %v), want 0", d, v, ok)
+		}
+	}
+}
+
+// TestMetricsDocumented fails when a family is added without a row in
+// docs/metrics.md's metric table, or a row names a family that is gone.
+func TestMetricsDocumented(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "metrics.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]bool{}
+	for _, line := range strings.Split(string(doc), "\n") {
+		if name, ok := strings.CutPrefix(line, "| `"+namespace+"_"); ok {
+			if i := strings.Index(name, "`"); i > 0 {
+				rows[namespace+"_"+name[:i]] = true
+			}
+		}
+	}
+	// Every family with a series: labelled ones get one observation.
+	m := New(Options{Snapshot: func() Snapshot {
+		return Snapshot{Workers: []Worker{{PID: 1, Ready: true}}, WorkerKills: map[string]int{"ack_timeout": 1}}
+	}})
+	m.ObserveHandshake("rejected", time.Millisecond, 0, 37)
+	m.ObserveSession(Session{Backend: true, ExecStatus: "exit_0"})
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	families := map[string]bool{}
+	for _, mf := range mfs {
+		if name := mf.GetName(); strings.HasPrefix(name, namespace+"_") {
+			families[name] = true
+			if !rows[name] {
+				t.Errorf("docs/metrics.md has no row for %s", name)
+			}
+		}
+	}
+	for name := range rows {
+		if !families[name] {
+			t.Errorf("docs/metrics.md documents %s, which is not exported", name)
+		}
+	}
+}
+
 func TestObserveReload(t *testing.T) {
 	m := New(Options{})
 	start := toFloat64(t, m.reloadTimestamp)
@@ -280,6 +400,7 @@ func TestIndependentRegistries(t *testing.T) {
 func TestLint(t *testing.T) {
 	m := New(Options{Version: "devel", Snapshot: func() Snapshot { return Snapshot{Workers: []Worker{{PID: 1, Ready: true}}} }})
 	m.ObserveHandshake("rejected", time.Millisecond, 0, 37)
+	m.ObserveSession(Session{Backend: true, ExecStatus: "exit_0"})
 	mfs, err := m.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -290,8 +411,8 @@ func TestLint(t *testing.T) {
 			ours++
 		}
 	}
-	if ours != 25 { // every family in the docs/metrics.md table
-		t.Fatalf("%d gss_acceptor_ families gathered, want 25", ours)
+	if ours != 29 { // every family in the docs/metrics.md table
+		t.Fatalf("%d gss_acceptor_ families gathered, want 29", ours)
 	}
 	for _, mf := range mfs {
 		name := mf.GetName()
