@@ -218,9 +218,10 @@ func (t *tunnel) serve(addr string) int {
 // output. A read of standard input cannot be interrupted, so a goroutine
 // does it, one chunk ahead at most, and Close releases Read at once.
 type stdio struct {
-	chunks chan chunk
-	done   chan struct{}
-	once   sync.Once
+	in, out *os.File
+	chunks  chan chunk
+	done    chan struct{}
+	once    sync.Once
 }
 
 type chunk struct {
@@ -229,11 +230,11 @@ type chunk struct {
 }
 
 func newStdio() *stdio {
-	s := &stdio{chunks: make(chan chunk), done: make(chan struct{})}
+	s := &stdio{in: os.Stdin, out: os.Stdout, chunks: make(chan chunk), done: make(chan struct{})}
 	go func() {
 		for {
 			b := make([]byte, stream.MaxChunk)
-			n, err := os.Stdin.Read(b)
+			n, err := s.in.Read(b)
 			select {
 			case s.chunks <- chunk{b[:n], err}:
 			case <-s.done:
@@ -272,8 +273,8 @@ func (s *stdio) Read(p []byte) (int, error) {
 	}
 }
 
-func (s *stdio) Write(p []byte) (int, error) { return os.Stdout.Write(p) }
-func (s *stdio) CloseWrite() error           { return os.Stdout.Close() }
+func (s *stdio) Write(p []byte) (int, error) { return s.out.Write(p) }
+func (s *stdio) CloseWrite() error           { return s.out.Close() }
 func (s *stdio) Close() error {
 	s.once.Do(func() { close(s.done) })
 	return nil
