@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -247,5 +248,181 @@ func TestContribAlertRules(t *testing.T) {
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("%s: %v\n%s", strings.Join(argv, " "), err, out)
 		}
+	}
+}
+
+// queries collects the PromQL of a Grafana dashboard: every "expr"
+// (targets, annotations), and the string "query" and "definition" of its
+// template variables.
+func queries(v any, out *[]string) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			if s, ok := e.(string); ok {
+				if k == "expr" || k == "query" || k == "definition" {
+					*out = append(*out, s)
+				}
+				continue
+			}
+			queries(e, out)
+		}
+	case []any:
+		for _, e := range v {
+			queries(e, out)
+		}
+	}
+}
+
+// The Grafana dashboard is well formed (unique panel ids, every panel with
+// a title, the data source variable and a query, laid out on the 24-column
+// grid without overlaps), every metric and label it queries exists in the
+// registry and docs/metrics.md, and it shows each of the acceptor's
+// families. A new metric gets a panel and a line here.
+func TestContribDashboard(t *testing.T) {
+	fams := registryFamilies(t)
+	b, err := os.ReadFile(dashboardFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Title  string `json:"title"`
+		UID    string `json:"uid"`
+		Panels []struct {
+			ID         int    `json:"id"`
+			Type       string `json:"type"`
+			Title      string `json:"title"`
+			Datasource struct {
+				UID string `json:"uid"`
+			} `json:"datasource"`
+			GridPos struct{ H, W, X, Y int } `json:"gridPos"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatal(err)
+	}
+	if dash.Title == "" || dash.UID == "" {
+		t.Errorf("dashboard title %q, uid %q", dash.Title, dash.UID)
+	}
+	ids := map[int]bool{}
+	type rect struct{ x, y, w, h int }
+	var placed []rect
+	for _, p := range dash.Panels {
+		if ids[p.ID] {
+			t.Errorf("panel id %d used twice", p.ID)
+		}
+		ids[p.ID] = true
+		g := p.GridPos
+		r := rect{g.X, g.Y, g.W, g.H}
+		if r.w <= 0 || r.h <= 0 || r.x < 0 || r.x+r.w > 24 {
+			t.Errorf("panel %q: gridPos %+v is off the 24-column grid", p.Title, g)
+		}
+		for _, o := range placed {
+			if r.x < o.x+o.w && o.x < r.x+r.w && r.y < o.y+o.h && o.y < r.y+r.h {
+				t.Errorf("panel %q at %+v overlaps another at %+v", p.Title, r, o)
+			}
+		}
+		placed = append(placed, r)
+		if p.Title == "" {
+			t.Errorf("panel %d has no title", p.ID)
+		}
+		if p.Type == "row" {
+			continue
+		}
+		if p.Datasource.UID != "${datasource}" {
+			t.Errorf("panel %q: data source %q, want the ${datasource} variable", p.Title, p.Datasource.UID)
+		}
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, tg := range p.Targets {
+			if tg.Expr == "" {
+				t.Errorf("panel %q has an empty query", p.Title)
+			}
+		}
+	}
+	var all any
+	if err := json.Unmarshal(b, &all); err != nil {
+		t.Fatal(err)
+	}
+	var qs []string
+	queries(all, &qs)
+	used := map[string]bool{}
+	for _, q := range qs {
+		names := checkExpr(t.Errorf, "dashboard", q, fams)
+		checkDocumented(t, "dashboard", names)
+		for _, n := range names {
+			used[strings.TrimSuffix(n, "_bucket")] = true
+		}
+	}
+	checkPromQL(t, qs)
+	for _, n := range []string{
+		"gss_acceptor_handshakes_total",
+		"gss_acceptor_handshake_krb_errors_total",
+		"gss_acceptor_handshake_duration_seconds",
+		"gss_acceptor_handoff_duration_seconds",
+		"gss_acceptor_handshakes_in_progress",
+		"gss_acceptor_pending_connections",
+		"gss_acceptor_accept_errors_total",
+		"gss_acceptor_connections_shed_total",
+		"gss_acceptor_sessions_total",
+		"gss_acceptor_session_duration_seconds",
+		"gss_acceptor_session_messages_total",
+		"gss_acceptor_session_bytes_total",
+		"gss_acceptor_sessions_active",
+		"gss_acceptor_worker_sessions",
+		"gss_acceptor_workers",
+		"gss_acceptor_workers_desired",
+		"gss_acceptor_worker_restarts_total",
+		"gss_acceptor_worker_kills_total",
+		"gss_acceptor_replay_cache_entries",
+		"gss_acceptor_replay_cache_operation_duration_seconds",
+		"gss_acceptor_replay_cache_errors_total",
+		"gss_acceptor_replay_cache_fallbacks_total",
+		"gss_acceptor_reloads_total",
+		"gss_acceptor_config_last_reload_successful",
+		"gss_acceptor_config_last_reload_success_timestamp_seconds",
+		"gss_acceptor_build_info",
+	} {
+		if _, ok := fams[n]; !ok {
+			t.Errorf("%s is not served any more: update this list", n)
+		}
+		if !used[n] {
+			t.Errorf("the dashboard shows nothing of %s", n)
+		}
+	}
+}
+
+// checkPromQL has promtool parse each query (with Grafana's variables
+// replaced by values), as the expression of a recording rule.
+func checkPromQL(t *testing.T, qs []string) {
+	t.Helper()
+	if _, err := exec.LookPath("promtool"); err != nil {
+		t.Fatalf("promtool is not installed (scripts/install-deps installs the prometheus package): %v", err)
+	}
+	vars := strings.NewReplacer("$__rate_interval", "5m", "$instance", ".*")
+	type rule struct {
+		Record string `yaml:"record"`
+		Expr   string `yaml:"expr"`
+	}
+	var rules []rule
+	for i, q := range qs {
+		if strings.HasPrefix(q, "label_values(") || q == "prometheus" {
+			continue // a template variable's query, not PromQL
+		}
+		rules = append(rules, rule{Record: fmt.Sprintf("dashboard:query:%d", i), Expr: vars.Replace(q)})
+	}
+	b, err := yaml.Marshal(map[string]any{"groups": []any{map[string]any{"name": "dashboard", "rules": rules}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "dashboard-queries.yaml")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("promtool", "check", "rules", path).CombinedOutput(); err != nil {
+		t.Errorf("promtool check rules on the dashboard's queries: %v\n%s", err, out)
 	}
 }
