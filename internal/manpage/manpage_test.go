@@ -78,9 +78,10 @@ func cut(s string) string {
 	return s
 }
 
-// Every committed page formats without a warning from groff (as man(1)
-// runs it) or mandoc's linter (at warning level; its style notes, such as
-// long input lines, are allowed).
+// Every committed page formats without a warning from groff, from man(1)
+// run the way lintian's manpage check runs it (UTF-8, 80 columns), or from
+// mandoc's linter (at warning level; its style notes, such as long input
+// lines, are allowed).
 func TestPagesLint(t *testing.T) {
 	pages, err := Committed(root)
 	if err != nil {
@@ -89,7 +90,7 @@ func TestPagesLint(t *testing.T) {
 	if len(pages) == 0 {
 		t.Fatal("no pages in man/")
 	}
-	for _, tool := range []string{"groff", "mandoc"} {
+	for _, tool := range []string{"groff", "mandoc", "man"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s is not installed (scripts/install-deps installs it): %v", tool, err)
 		}
@@ -99,8 +100,14 @@ func TestPagesLint(t *testing.T) {
 		for _, argv := range [][]string{
 			{"groff", "-man", "-ww", "-z", path},
 			{"mandoc", "-T", "lint", "-W", "warning", path},
+			{"man", "--warnings", "-E", "UTF-8", "-l", "-Tutf8", "-Z", path},
 		} {
-			out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
+			cmd := exec.Command(argv[0], argv[1:]...)
+			cmd.Env = append(os.Environ(), "LC_ALL=C.UTF-8", "MANROFFSEQ=", "MANWIDTH=80")
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run() // man -Z writes the troff output to stdout
+			out := stderr.Bytes()
 			if err != nil || len(out) > 0 {
 				t.Errorf("%s: %v\n%s", strings.Join(argv, " "), err, out)
 			}

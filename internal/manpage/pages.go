@@ -308,6 +308,7 @@ func Generate(help map[string]string, configDoc string, keys []config.KeyInfo) (
 		w.line(fmt.Sprintf(".TH %s %d %s %s %s", macroArg(strings.ToUpper(p.name)), p.section,
 			macroArg(pageDate), macroArg("gss-acceptor"), macroArg(p.manual)))
 		w.line(".nh")
+		w.line(".ad l")
 		w.line(".SH NAME")
 		w.line(escape(p.name) + ` \- ` + escape(p.summary))
 		w.line(".SH SYNOPSIS")
