@@ -6,8 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/gss-acceptor/gss-acceptor/internal/config"
@@ -15,14 +17,37 @@ import (
 
 const root = "../.."
 
+// sources builds the programs once for the tests that read their -help.
+var sources = func() func(t *testing.T) (map[string]string, string) {
+	var (
+		once sync.Once
+		help map[string]string
+		doc  string
+		err  error
+	)
+	return func(t *testing.T) (map[string]string, string) {
+		t.Helper()
+		once.Do(func() {
+			dir, derr := os.MkdirTemp("", "manpage-test-")
+			if derr != nil {
+				err = derr
+				return
+			}
+			defer os.RemoveAll(dir)
+			help, doc, err = Sources(root, dir)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return help, doc
+	}
+}()
+
 // The committed pages are what the generator writes from the programs'
 // -help and docs/configuration.md now: a flag, a key or the pages' prose
 // that changed without a regeneration fails here.
 func TestPagesUpToDate(t *testing.T) {
-	help, doc, err := Sources(root, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	help, doc := sources(t)
 	want, err := Generate(help, doc, config.Keys())
 	if err != nil {
 		t.Fatal(err)
@@ -222,5 +247,45 @@ func TestEscape(t *testing.T) {
 	}
 	if got := textLine("'so does this"); got != `\&'so does this` {
 		t.Errorf("textLine: %q", got)
+	}
+}
+
+// The hand-written flag table of docs/operations.md ("Command line") lists
+// exactly the flags gss-acceptor's -help has.
+func TestOperationsCommandLine(t *testing.T) {
+	help, _ := sources(t)
+	flags, err := parseHelp(help["gss-acceptor"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "docs", "operations.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n## Command line\n")
+	if !ok {
+		t.Fatal(`docs/operations.md has no "## Command line" section`)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	flagRE := regexp.MustCompile("`-([a-z][a-z-]*)")
+	documented := map[string]bool{}
+	for _, line := range strings.Split(section, "\n") {
+		if cells := splitRow(line); strings.HasPrefix(line, "|") && len(cells) > 1 {
+			for _, m := range flagRE.FindAllStringSubmatch(cells[0], -1) {
+				documented[m[1]] = true
+			}
+		}
+	}
+	real := map[string]bool{}
+	for _, f := range flags {
+		real[f.name] = true
+		if !documented[f.name] {
+			t.Errorf("docs/operations.md, Command line: no row for -%s", f.name)
+		}
+	}
+	for name := range documented {
+		if !real[name] {
+			t.Errorf("docs/operations.md, Command line: -%s is not a flag of gss-acceptor", name)
+		}
 	}
 }
