@@ -289,3 +289,25 @@ func TestOperationsCommandLine(t *testing.T) {
 		}
 	}
 }
+
+// Every page has the sections a reader looks for; a program's page also
+// OPTIONS (from its -help) and EXIT STATUS.
+func TestPagesSections(t *testing.T) {
+	help, doc := sources(t)
+	out, err := Generate(help, doc, config.Keys())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pages {
+		text := string(out[p.File()])
+		want := []string{".SH NAME", ".SH SYNOPSIS", ".SH DESCRIPTION", ".SH FILES", `.SH "SEE ALSO"`}
+		if p.program != "" {
+			want = append(want, ".SH OPTIONS", `.SH "EXIT STATUS"`)
+		}
+		for _, w := range want {
+			if !strings.Contains(text, "\n"+w+"\n") {
+				t.Errorf("%s has no %s", p.File(), w)
+			}
+		}
+	}
+}

@@ -13,6 +13,7 @@ package manpage
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -158,6 +159,7 @@ the acceptor, which logs it and counts it in its metrics.`,
   they mean and tells its workers over their channel.
 
 When the acceptor exits, its workers finish their sessions and exit.`},
+			{"FILES", "None: **gss-worker** reads no file. Its seal key and each session's context come over descriptor 3. It is found as `gss-worker` in the directory of the **gss-acceptor** binary, unless `worker_path` names another."},
 			{"EXIT STATUS", `- **0**: the acceptor told it to stop, or went away.
 - **1**: a failure at run time; the acceptor starts a new worker.
 - **2**: a fault no restart can fix (bad options, no channel on
@@ -194,6 +196,7 @@ keytab (**-keytab** with **-principal**).`,
 			{"ENVIRONMENT", `- ` + "`KRB5CCNAME`" + `: the credential cache, unless **-ccache** names one.
 - ` + "`KRB5_CONFIG`" + `: the Kerberos configuration, unless **-krb5conf** names one; else ` + "`/etc/krb5.conf`" + `.`},
 			{"EXAMPLES", "```\nkinit alice@EXAMPLE.COM\ngss-acceptor-client -port 4444 gss.example.com host@gss.example.com hello\n```"},
+			{"FILES", "`/etc/krb5.conf`: the Kerberos configuration (realms, KDCs), unless `KRB5_CONFIG` or **-krb5conf** names another."},
 			{"SEE ALSO", seeAlsoClients("gss-acceptor-client")},
 		},
 	},
@@ -225,6 +228,7 @@ gets the server's reason on standard error.`,
 			{"ENVIRONMENT", `- ` + "`KRB5CCNAME`" + `: the credential cache.
 - ` + "`KRB5_CONFIG`" + `: the Kerberos configuration, unless **-krb5conf** names one; else ` + "`/etc/krb5.conf`" + `.`},
 			{"EXAMPLES", "```\ngss-tunnel -listen 127.0.0.1:6380 -connect gss.example.com:4444 -service redis@gss.example.com\nssh -o ProxyCommand='gss-tunnel -stdio -connect %h:4444 -service host@%h' gss.example.com\n```"},
+			{"FILES", "`/etc/krb5.conf`: the Kerberos configuration (realms, KDCs), unless `KRB5_CONFIG` or **-krb5conf** names another."},
 			{"SEE ALSO", seeAlsoClients("gss-tunnel")},
 		},
 	},
@@ -262,6 +266,7 @@ hard cap (**-max-time**) aborts whatever is still in flight.`,
 - **2**: a bad command line.`},
 			{"ENVIRONMENT", `- ` + "`KRB5CCNAME`" + `: the credential cache, unless **-ccache** names one.
 - ` + "`KRB5_CONFIG`" + `: the Kerberos configuration, unless **-krb5conf** names one; else ` + "`/etc/krb5.conf`" + `.`},
+			{"FILES", "`/etc/krb5.conf`: the Kerberos configuration (realms, KDCs), unless `KRB5_CONFIG` or **-krb5conf** names another."},
 			{"SEE ALSO", seeAlsoClients("gss-bench")},
 		},
 	},
@@ -279,6 +284,18 @@ hard cap (**-max-time**) aborts whatever is still in flight.`,
 			{"SEE ALSO", "**gss-acceptor**(8), **gss-worker**(8), **systemd.service**(5)"},
 		},
 	},
+}
+
+// sectionOrder is the order of the sections after OPTIONS, as
+// man-pages(7) has them.
+var sectionOrder = []string{"SIGNALS", "EXIT STATUS", "ENVIRONMENT", "FILES", "EXAMPLES", "SEE ALSO"}
+
+// sectionTitle is a .SH argument: quoted only when it has a space.
+func sectionTitle(t string) string {
+	if strings.Contains(t, " ") {
+		return macroArg(t)
+	}
+	return escape(t)
 }
 
 // Programs lists the cmd/ directories whose -help the pages use.
@@ -336,8 +353,15 @@ func Generate(help map[string]string, configDoc string, keys []config.KeyInfo) (
 			}
 			w.options(flags)
 		}
-		for _, s := range p.after {
-			w.line(".SH " + macroArg(s.title))
+		after := slices.Clone(p.after)
+		slices.SortStableFunc(after, func(a, b section) int {
+			return slices.Index(sectionOrder, a.title) - slices.Index(sectionOrder, b.title)
+		})
+		for _, s := range after {
+			if !slices.Contains(sectionOrder, s.title) {
+				return nil, fmt.Errorf("manpage: %s: section %q is not in sectionOrder", p.File(), s.title)
+			}
+			w.line(".SH " + sectionTitle(s.title))
 			w.markdown(s.body)
 		}
 		out[p.File()] = []byte(w.b.String())

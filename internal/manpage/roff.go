@@ -150,7 +150,7 @@ func (w *writer) blocks(lines []string, inList bool) {
 			switch level {
 			case 1:
 			case 2:
-				w.line(".SH " + macroArg(strings.ToUpper(title)))
+				w.line(".SH " + sectionTitle(strings.ToUpper(title)))
 			default:
 				w.line(".SS " + macroArg(title))
 			}
