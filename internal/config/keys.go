@@ -1,7 +1,9 @@
 package config
 
 import (
+	"encoding/json"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -122,4 +124,101 @@ func lookupKey(name string) *keyDef {
 		}
 	}
 	return nil
+}
+
+// KeyInfo describes one key of the file for generated documentation: the
+// man page gss-acceptor.yaml(5), which internal/manpage checks against the
+// tables of docs/configuration.md.
+type KeyInfo struct {
+	Name string
+	// Kind is how the value is written: "string", "id" (a name or a
+	// number), "int", "size", "duration", "boolean" or "list".
+	Kind string
+	// Default is the default value as written in the file ("4096", "30s",
+	// "64KiB", `[":4444"]`, `""`), or "" when there is no fixed one: the
+	// key is required (keytab) or computed at start (workers).
+	Default string
+}
+
+// Keys describes every key of the file, in the order of
+// configs/gss-acceptor.yaml.
+func Keys() []KeyInfo {
+	def := Default()
+	out := make([]KeyInfo, 0, len(keys))
+	for i := range keys {
+		k := &keys[i]
+		info := KeyInfo{Name: k.name, Kind: k.kind.String()}
+		switch k.name {
+		case "keytab", "workers":
+			// required, or computed from the CPUs at start
+		default:
+			info.Default = k.formatDefault(def)
+		}
+		out = append(out, info)
+	}
+	return out
+}
+
+// String names the kind as KeyInfo.Kind does.
+func (k kind) String() string {
+	switch k {
+	case kindString:
+		return "string"
+	case kindID:
+		return "id"
+	case kindInt:
+		return "int"
+	case kindSize:
+		return "size"
+	case kindDuration, kindIdle:
+		return "duration"
+	case kindBool, kindNotBool:
+		return "boolean"
+	default:
+		return "list"
+	}
+}
+
+// formatDefault writes the key's value in c the way the file would.
+func (k *keyDef) formatDefault(c *Config) string {
+	switch v := k.get(c).(type) {
+	case string:
+		if v == "" {
+			return `""`
+		}
+		return v
+	case int:
+		if k.kind == kindSize {
+			return formatSize(v)
+		}
+		return strconv.Itoa(v)
+	case time.Duration:
+		return shortDuration(v)
+	case bool:
+		return strconv.FormatBool(v != (k.kind == kindNotBool))
+	default:
+		list, _ := v.([]string)
+		if len(list) == 0 {
+			return "[]"
+		}
+		b, _ := json.Marshal(list) // a []string always marshals
+		return string(b)
+	}
+}
+
+// shortDuration writes d with the largest unit that divides it: "5m", not
+// time.Duration's "5m0s" (formatDuration's).
+func shortDuration(d time.Duration) string {
+	if d == 0 {
+		return "0"
+	}
+	for _, u := range []struct {
+		name string
+		size time.Duration
+	}{{"h", time.Hour}, {"m", time.Minute}, {"s", time.Second}, {"ms", time.Millisecond}, {"µs", time.Microsecond}} {
+		if d%u.size == 0 {
+			return strconv.FormatInt(int64(d/u.size), 10) + u.name
+		}
+	}
+	return d.String()
 }
