@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -174,6 +175,13 @@ func run() error {
 		}
 	}
 
+	if *workerUser != "" {
+		step("the workers' account")
+		if err := checkWorkerUser(acc.Process.Pid, *workerUser); err != nil {
+			return err
+		}
+	}
+
 	step("stopping gss-acceptor (SIGTERM: drain, then exit)")
 	acc.Process.Signal(syscall.SIGTERM)
 	var handed, ended int
@@ -203,6 +211,51 @@ const (
 	installedAcceptor = "/usr/sbin/gss-acceptor"
 	installedClient   = "/usr/bin/gss-acceptor-client"
 )
+
+// checkWorkerUser checks that every child of the acceptor (its workers)
+// runs as name, real and effective uid, as /proc shows it.
+func checkWorkerUser(acceptor int, name string) error {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return fmt.Errorf("worker user: %w", err)
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return err
+	}
+	workers := 0
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		status, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
+		if err != nil {
+			continue // exited meanwhile
+		}
+		var ppid, uids string
+		for _, line := range strings.Split(string(status), "\n") {
+			if v, ok := strings.CutPrefix(line, "PPid:"); ok {
+				ppid = strings.TrimSpace(v)
+			} else if v, ok := strings.CutPrefix(line, "Uid:"); ok {
+				uids = strings.Join(strings.Fields(v), " ")
+			}
+		}
+		if ppid != strconv.Itoa(acceptor) {
+			continue
+		}
+		workers++
+		want := strings.Repeat(u.Uid+" ", 4)
+		if uids != want[:len(want)-1] {
+			return fmt.Errorf("worker %d runs with uids %q, want %s (%s) for all four", pid, uids, u.Uid, name)
+		}
+		fmt.Printf("  worker %d runs as %s (uid %s)\n", pid, name, u.Uid)
+	}
+	if workers == 0 {
+		return fmt.Errorf("no worker process of acceptor %d found", acceptor)
+	}
+	return nil
+}
 
 // checkConfig runs acceptor -check-config with args and shows its output.
 func checkConfig(acceptor string, args, env []string) error {
