@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -88,5 +90,52 @@ func TestProxyProtocolFlag(t *testing.T) {
 	o, _ = parseFlags([]string{"-keytab", "/etc/krb5.keytab", "-proxy-protocol-from", "10.0.0.1"})
 	if _, err := loadConfig(o); err == nil || !strings.Contains(err.Error(), "proxy_protocol_from") {
 		t.Fatalf("bad -proxy-protocol-from: %v", err)
+	}
+}
+
+// TestFindWorker: with worker_path empty the worker is found beside the
+// acceptor (a source install) or, failing that, in
+// ../libexec/gss-acceptor/ (the Debian package: /usr/sbin/gss-acceptor and
+// /usr/libexec/gss-acceptor/gss-worker); a configured path is used as is.
+func TestFindWorker(t *testing.T) {
+	prefix := t.TempDir()
+	exe := filepath.Join(prefix, "sbin", "gss-acceptor")
+	mkexe := func(p string, mode os.FileMode) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mkexe(exe, 0o755)
+	beside := filepath.Join(prefix, "sbin", "gss-worker")
+	libexec := filepath.Join(prefix, "libexec", "gss-acceptor", "gss-worker")
+
+	if _, err := findWorker("", exe); err == nil || !strings.Contains(err.Error(), beside) || !strings.Contains(err.Error(), libexec) {
+		t.Fatalf("no worker installed: error %v must name %s and %s", err, beside, libexec)
+	}
+	mkexe(libexec, 0o755)
+	if got, err := findWorker("", exe); err != nil || got != libexec {
+		t.Fatalf("packaged layout: %q, %v; want %s", got, err, libexec)
+	}
+	mkexe(beside, 0o755)
+	if got, err := findWorker("", exe); err != nil || got != beside {
+		t.Fatalf("worker beside the acceptor: %q, %v; want %s (it comes first)", got, err, beside)
+	}
+	if err := os.Chmod(beside, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := findWorker("", exe); err == nil || !strings.Contains(err.Error(), "not executable") {
+		t.Fatalf("non-executable worker beside the acceptor: %v", err)
+	}
+	other := filepath.Join(prefix, "opt", "w")
+	mkexe(other, 0o755)
+	if got, err := findWorker(other, exe); err != nil || got != other {
+		t.Fatalf("worker_path: %q, %v", got, err)
+	}
+	if _, err := findWorker(filepath.Join(prefix, "missing"), exe); err == nil || !strings.Contains(err.Error(), "worker executable") {
+		t.Fatalf("missing worker_path: %v", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -17,16 +18,48 @@ import (
 )
 
 // workerPath finds the gss-worker executable: as configured, else beside
-// this executable.
+// this executable, else in ../libexec/gss-acceptor/ from this executable's
+// directory (the Debian package's /usr/sbin/gss-acceptor and
+// /usr/libexec/gss-acceptor/gss-worker), so that neither layout needs
+// worker_path.
 func workerPath(cfg *config.Config) (string, error) {
-	p := cfg.WorkerPath
-	if p == "" {
-		exe, err := os.Executable()
-		if err != nil {
+	exe := ""
+	if cfg.WorkerPath == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
 			return "", fmt.Errorf("locating gss-worker: %w", err)
 		}
-		p = filepath.Join(filepath.Dir(exe), "gss-worker")
 	}
+	return findWorker(cfg.WorkerPath, exe)
+}
+
+// findWorker is workerPath with the acceptor's own path given: configured
+// when non-empty, else the first of defaultWorkerPaths(exe) that exists.
+func findWorker(configured, exe string) (string, error) {
+	if configured != "" {
+		return checkWorker(configured)
+	}
+	candidates := defaultWorkerPaths(exe)
+	for _, p := range candidates {
+		if _, err := os.Stat(p); err == nil {
+			return checkWorker(p)
+		}
+	}
+	return "", fmt.Errorf("worker executable: none of %s exists (set worker_path)", strings.Join(candidates, ", "))
+}
+
+// defaultWorkerPaths are where the worker is looked for when worker_path
+// is empty, in order, for an acceptor at exe.
+func defaultWorkerPaths(exe string) []string {
+	dir := filepath.Dir(exe)
+	return []string{
+		filepath.Join(dir, config.DefaultWorkerName),
+		filepath.Join(filepath.Dir(dir), "libexec", "gss-acceptor", config.DefaultWorkerName),
+	}
+}
+
+// checkWorker returns p if it is an executable file.
+func checkWorker(p string) (string, error) {
 	st, err := os.Stat(p)
 	if err != nil {
 		return "", fmt.Errorf("worker executable: %w", err)

@@ -6,6 +6,13 @@
 //
 // It needs MIT krb5 (krb5-kdc, krb5-admin-server, krb5-user,
 // krb5-gss-samples); scripts/demo installs them and runs this program.
+//
+// With -installed it runs the Debian package's binaries instead
+// (scripts/package-check): /usr/sbin/gss-acceptor, which finds its worker
+// by itself, and /usr/bin/gss-acceptor-client; it first runs
+// gss-acceptor -check-config on its configuration and on each -check-conffile
+// (with the realm's keytab and service), and -worker-user runs the workers
+// under that account.
 package main
 
 import (
@@ -17,6 +24,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -38,7 +46,17 @@ func run() error {
 	workers := flag.Int("workers", 2, "acceptor worker processes")
 	messages := flag.Int("mcount", 5, "messages per client session")
 	keep := flag.Bool("keep", false, "keep the realm directory (printed) for inspection")
+	installed := flag.Bool("installed", false, "run the installed Debian package: "+installedAcceptor+" and "+installedClient)
+	workerUser := flag.String("worker-user", "", "worker_user of the acceptor (needs root)")
+	var conffiles []string
+	flag.Func("check-conffile", "with -installed, also run -check-config on this configuration file with the realm's keytab and service (repeatable)", func(s string) error {
+		conffiles = append(conffiles, s)
+		return nil
+	})
 	flag.Parse()
+	if len(conffiles) > 0 && !*installed {
+		return errors.New("-check-conffile needs -installed")
+	}
 	if *binDir == "" {
 		exe, err := os.Executable()
 		if err != nil {
@@ -69,12 +87,33 @@ func run() error {
 
 	step(fmt.Sprintf("starting gss-acceptor with %d workers", *workers))
 	cfgPath := filepath.Join(dir, "gss-acceptor.yaml")
-	cfg := fmt.Sprintf("listen: [\"127.0.0.1:0\"]\nkeytab: %q\nworkers: %d\nworker_path: %q\nlog_format: json\nlog_level: info\nshutdown_timeout: 10s\n",
-		realm.ServiceKeytab, *workers, filepath.Join(*binDir, "gss-worker"))
+	cfg := fmt.Sprintf("listen: [\"127.0.0.1:0\"]\nkeytab: %q\nworkers: %d\nlog_format: json\nlog_level: info\nshutdown_timeout: 10s\n",
+		realm.ServiceKeytab, *workers)
+	acceptor, goClient := filepath.Join(*binDir, "gss-acceptor"), filepath.Join(*binDir, "gss-client")
+	if *installed {
+		// The acceptor finds /usr/libexec/gss-acceptor/gss-worker itself.
+		acceptor, goClient = installedAcceptor, installedClient
+	} else {
+		cfg += fmt.Sprintf("worker_path: %q\n", filepath.Join(*binDir, "gss-worker"))
+	}
+	if *workerUser != "" {
+		cfg += fmt.Sprintf("worker_user: %q\n", *workerUser)
+	}
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err
 	}
-	acc := exec.Command(filepath.Join(*binDir, "gss-acceptor"), "-config", cfgPath)
+	if *installed {
+		checks := [][]string{{"-config", cfgPath}}
+		for _, f := range conffiles {
+			checks = append(checks, []string{"-config", f, "-keytab", realm.ServiceKeytab, "-service", strings.SplitN(realm.ServicePrincipal, "@", 2)[0]})
+		}
+		for _, args := range checks {
+			if err := checkConfig(acceptor, args, realm.Env()); err != nil {
+				return err
+			}
+		}
+	}
+	acc := exec.Command(acceptor, "-config", cfgPath)
 	acc.Env = realm.Env()
 	stderr, err := acc.StderrPipe()
 	if err != nil {
@@ -116,7 +155,7 @@ func run() error {
 		{"MIT gss-client (sealed wrap, MIC, -seq)", "gss-client", []string{"-seq", "-mcount", mc}},
 		{"MIT gss-client -nx (integrity-only wrap)", "gss-client", []string{"-nx", "-mcount", "2"}},
 		{"MIT gss-client -nomutual", "gss-client", []string{"-nomutual", "-mcount", "2"}},
-		{"Go gss-client (this project)", filepath.Join(*binDir, "gss-client"), []string{"-seq", "-mcount", mc}},
+		{"Go gss-client (this project)", goClient, []string{"-seq", "-mcount", mc}},
 	}
 	for _, r := range runs {
 		step(r.title)
@@ -133,6 +172,13 @@ func run() error {
 		}
 		if err != nil {
 			return fmt.Errorf("%s failed: %w", r.title, err)
+		}
+	}
+
+	if *workerUser != "" {
+		step("the workers' account")
+		if err := checkWorkerUser(acc.Process.Pid, *workerUser); err != nil {
+			return err
 		}
 	}
 
@@ -159,6 +205,75 @@ func run() error {
 }
 
 func step(s string) { fmt.Printf("\n== %s\n", s) }
+
+// The Debian package's acceptor and Go client (scripts/package).
+const (
+	installedAcceptor = "/usr/sbin/gss-acceptor"
+	installedClient   = "/usr/bin/gss-acceptor-client"
+)
+
+// checkWorkerUser checks that every child of the acceptor (its workers)
+// runs as name, real and effective uid, as /proc shows it.
+func checkWorkerUser(acceptor int, name string) error {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return fmt.Errorf("worker user: %w", err)
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return err
+	}
+	workers := 0
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		status, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
+		if err != nil {
+			continue // exited meanwhile
+		}
+		var ppid, uids string
+		for _, line := range strings.Split(string(status), "\n") {
+			if v, ok := strings.CutPrefix(line, "PPid:"); ok {
+				ppid = strings.TrimSpace(v)
+			} else if v, ok := strings.CutPrefix(line, "Uid:"); ok {
+				uids = strings.Join(strings.Fields(v), " ")
+			}
+		}
+		if ppid != strconv.Itoa(acceptor) {
+			continue
+		}
+		workers++
+		want := strings.Repeat(u.Uid+" ", 4)
+		if uids != want[:len(want)-1] {
+			return fmt.Errorf("worker %d runs with uids %q, want %s (%s) for all four", pid, uids, u.Uid, name)
+		}
+		fmt.Printf("  worker %d runs as %s (uid %s)\n", pid, name, u.Uid)
+	}
+	if workers == 0 {
+		return fmt.Errorf("no worker process of acceptor %d found", acceptor)
+	}
+	return nil
+}
+
+// checkConfig runs acceptor -check-config with args and shows its output.
+func checkConfig(acceptor string, args, env []string) error {
+	args = append(args, "-check-config")
+	step(fmt.Sprintf("%s %s", acceptor, strings.Join(args, " ")))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, acceptor, args...)
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fmt.Println("  |", line)
+	}
+	if err != nil {
+		return fmt.Errorf("%s -check-config: %w", acceptor, err)
+	}
+	return nil
+}
 
 // waitReady reads the acceptor's log until it is ready, returning its port.
 func waitReady(logs <-chan map[string]any, d time.Duration) (int, error) {

@@ -54,7 +54,7 @@ const (
 	DefaultWorkerMaxLifetime time.Duration = 0
 
 	// DefaultWorkerName is the worker binary looked for beside the acceptor
-	// binary when worker_path is empty.
+	// binary (then in ../libexec/gss-acceptor/) when worker_path is empty.
 	DefaultWorkerName = "gss-worker"
 
 	// DefaultWorkerCPUs is the default of worker_cpus: one CPU per worker,
@@ -253,7 +253,7 @@ type Config struct {
 
 	// WorkerPath (worker_path) is the absolute path of the worker binary.
 	// Empty, the default, means DefaultWorkerName in the directory of the
-	// acceptor binary.
+	// acceptor binary, else in ../libexec/gss-acceptor/ from there.
 	WorkerPath string
 
 	// WorkerUser (worker_user) and WorkerGroup (worker_group) are the
