@@ -72,6 +72,13 @@ func identityBackend(t *testing.T, ln net.Listener) <-chan *proxyproto.Header {
 // client's stream and the channel Serve's result arrives on.
 func serveStream(t *testing.T, svc Service) (*stream.Conn, <-chan error) {
 	t.Helper()
+	return serveStreamConn(t, svc, nil)
+}
+
+// serveStreamConn is serveStream with the server's connection passed
+// through wrap (nil: as accepted).
+func serveStreamConn(t *testing.T, svc Service, wrap func(net.Conn) net.Conn) (*stream.Conn, <-chan error) {
+	t.Helper()
 	f := gsstest.New(t, 18)
 	ictx, actx := f.Establish(t, f.Acceptor(t, gss.AcceptorConfig{}), gss.FlagMutual|gss.FlagReplay|gss.FlagSequence)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -88,6 +95,9 @@ func serveStream(t *testing.T, svc Service) (*stream.Conn, <-chan error) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cc.Close(); sc.Close() })
+	if wrap != nil {
+		sc = wrap(sc)
+	}
 	s := &Session{ID: 1, Context: actx, Conn: sc, Reader: wire.NewReader(sc, readBufferSize), Log: zap.NewNop(), IdleTimeout: 10 * time.Second}
 	done := make(chan error, 1)
 	go func() { done <- svc.Serve(context.Background(), s) }()
