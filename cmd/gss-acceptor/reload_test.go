@@ -61,6 +61,12 @@ func TestKeepRestartOnly(t *testing.T) {
 			c.ReplayCacheTimeout = time.Second
 			c.ReplayCacheKeyPrefix = "x:"
 		}, []string{"replay_cache", "replay_cache_failure", "replay_cache_timeout", "replay_cache_key_prefix"}, nil},
+		{"shared replay cache TLS files", func(c *config.Config) {
+			c.ReplayCache = "rediss://127.0.0.1:6379/0"
+			c.ReplayCacheTLSCA = "/etc/ssl/redis-ca.pem"
+			c.ReplayCacheTLSCert = "/etc/gss-acceptor/redis.pem"
+			c.ReplayCacheTLSKey = "/etc/gss-acceptor/redis.key"
+		}, []string{"replay_cache", "replay_cache_tls_ca", "replay_cache_tls_cert", "replay_cache_tls_key"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -350,6 +350,13 @@ type Config struct {
 	// shared replay cache's keys. Default DefaultReplayCacheKeyPrefix.
 	ReplayCacheKeyPrefix string
 
+	// ReplayCacheTLSCA (replay_cache_tls_ca) is a PEM file of the CAs that
+	// verify a rediss:// server ("": the system roots).
+	// ReplayCacheTLSCert and ReplayCacheTLSKey (replay_cache_tls_cert,
+	// replay_cache_tls_key) are a PEM client certificate and key for
+	// rediss:// (Redis's tls-auth-clients); both or neither. Restart only.
+	ReplayCacheTLSCA, ReplayCacheTLSCert, ReplayCacheTLSKey string
+
 	// ImportDeadline (import_deadline) is how long a handed-off context
 	// stays importable by a worker. Default DefaultImportDeadline.
 	ImportDeadline time.Duration

@@ -12,9 +12,13 @@ package redisstore
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"sync"
 	"time"
 
@@ -67,9 +71,17 @@ func (p Policy) String() string {
 // Options configures a Store.
 type Options struct {
 	// URL is redis://[user:pass@]HOST:PORT/DB, or rediss://... for TLS
-	// (the server's certificate is verified against the system roots).
-	// go-redis query parameters (dial_timeout, pool_size, ...) are honoured.
+	// (the server's certificate is verified against TLSCAFile, else the
+	// system roots, for the URL's host name). The user and password go in
+	// AUTH. go-redis query parameters (dial_timeout, pool_size, ...) are
+	// honoured.
 	URL string
+	// TLSCAFile is a PEM file of the CA certificates that verify the
+	// server under rediss:// ("": the system roots).
+	TLSCAFile string
+	// TLSCertFile and TLSKeyFile are a PEM client certificate and its key,
+	// presented under rediss:// (Redis's tls-auth-clients). Both or neither.
+	TLSCertFile, TLSKeyFile string
 	// KeyPrefix is prepended to every key. "": DefaultKeyPrefix.
 	KeyPrefix string
 	// Timeout bounds one insertion, and is the dial, read and write
@@ -151,6 +163,9 @@ func New(o Options) (*Store, error) {
 	// No retries: SET NX is not idempotent. A retry after a write that
 	// reached the server but whose reply was lost would find the key and
 	// report a false replay; the failure policy handles the error instead.
+	if err := setTLS(ro, o); err != nil {
+		return nil, fmt.Errorf("replay cache %s: %w", Redact(o.URL), err)
+	}
 	ro.MaxRetries = -1
 	ro.ContextTimeoutEnabled = true
 	ro.DisableIdentity = true
@@ -158,6 +173,43 @@ func New(o Options) (*Store, error) {
 	s.client = redis.NewClient(ro)
 	s.keyPool.New = func() any { b := make([]byte, 0, len(s.prefix)+2*len(gss.ReplayKey{})); return &b }
 	return s, nil
+}
+
+// errNoTLS: TLS files were given for a redis:// (plain) URL.
+var errNoTLS = errors.New("TLS CA, certificate or key given, but the URL is not rediss://")
+
+// setTLS applies the TLS files of o to ro, whose TLSConfig ParseURL set
+// for rediss:// (with the URL's host as ServerName).
+func setTLS(ro *redis.Options, o Options) error {
+	if o.TLSCAFile == "" && o.TLSCertFile == "" && o.TLSKeyFile == "" {
+		return nil
+	}
+	if ro.TLSConfig == nil {
+		return errNoTLS
+	}
+	ro.TLSConfig.MinVersion = tls.VersionTLS12
+	if o.TLSCAFile != "" {
+		pem, err := os.ReadFile(o.TLSCAFile)
+		if err != nil {
+			return fmt.Errorf("TLS CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("TLS CA file %s: no PEM certificate in it", o.TLSCAFile)
+		}
+		ro.TLSConfig.RootCAs = pool
+	}
+	if (o.TLSCertFile == "") != (o.TLSKeyFile == "") {
+		return errors.New("TLS client certificate and key: give both or neither")
+	}
+	if o.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(o.TLSCertFile, o.TLSKeyFile)
+		if err != nil {
+			return fmt.Errorf("TLS client certificate: %w", err)
+		}
+		ro.TLSConfig.Certificates = []tls.Certificate{cert}
+	}
+	return nil
 }
 
 // urlQuery returns the query part of a URL string, "" if none or unparsable.

@@ -32,11 +32,20 @@ type redisServer struct {
 	port int
 	dir  string
 	cmd  *exec.Cmd
+	args []string // more redis-server arguments (TLS files, requirepass)
+	tls  bool     // port is a TLS port, and there is no plain one
 }
 
 // startRedis starts redis-server on a free loopback port with no
 // persistence, or skips (fails under CI) when it is not installed.
 func startRedis(t testing.TB) *redisServer {
+	t.Helper()
+	return startRedisWith(t, false)
+}
+
+// startRedisWith is startRedis with only a TLS port when tls is set, and
+// more redis-server arguments.
+func startRedisWith(t testing.TB, tls bool, args ...string) *redisServer {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -52,7 +61,7 @@ func startRedis(t testing.TB) *redisServer {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	r := &redisServer{t: t, bin: bin, port: port, dir: t.TempDir()}
+	r := &redisServer{t: t, bin: bin, port: port, dir: t.TempDir(), args: args, tls: tls}
 	r.start()
 	t.Cleanup(r.stop)
 	return r
@@ -63,8 +72,12 @@ func (r *redisServer) url() string  { return "redis://" + r.addr() + "/0" }
 
 func (r *redisServer) start() {
 	r.t.Helper()
-	r.cmd = exec.Command(r.bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", r.dir, "--protected-mode", "yes")
+	ports := []string{"--port", strconv.Itoa(r.port)}
+	if r.tls {
+		ports = []string{"--port", "0", "--tls-port", strconv.Itoa(r.port)}
+	}
+	r.cmd = exec.Command(r.bin, append(append(ports, "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", r.dir, "--protected-mode", "yes"), r.args...)...)
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatal(err)
 	}
