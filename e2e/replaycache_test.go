@@ -162,21 +162,27 @@ func TestSharedReplayCache(t *testing.T) {
 // TestFileReplayCacheSurvivesSIGKILL: with replay_cache: file:PATH, an
 // AP-REQ accepted before the acceptor is killed with SIGKILL is refused
 // (KRB-ERROR 34) by the acceptor restarted on the same file; a fresh one
-// is accepted. Control: with the memory cache the restarted acceptor
-// accepts the captured AP-REQ again.
+// is accepted, with the default fsync policy (interval) and with always.
+// Control: with the memory cache the restarted acceptor accepts the
+// captured AP-REQ again.
 func TestFileReplayCacheSurvivesSIGKILL(t *testing.T) {
 	r := testrealm.Shared(t)
 	tkt := goTicket(t, r)
 	for _, tc := range []struct {
 		name   string
 		cache  string
-		replay bool // the restarted acceptor refuses the captured AP-REQ
+		replay bool   // the restarted acceptor refuses the captured AP-REQ
+		fsync  string // replay_cache_fsync, "" for the default
 	}{
-		{"file", strconv.Quote("file:" + filepath.Join(t.TempDir(), "rcache")), true},
-		{"memory (control)", "memory", false},
+		{"file", strconv.Quote("file:" + filepath.Join(t.TempDir(), "rcache")), true, ""},
+		{"file fsync always", strconv.Quote("file:" + filepath.Join(t.TempDir(), "rcache")), true, "always"},
+		{"memory (control)", "memory", false, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := acceptorOptions{"workers": "1", "replay_cache": tc.cache}
+			if tc.fsync != "" {
+				opts["replay_cache_fsync"] = strconv.Quote(tc.fsync)
+			}
 			a := startAcceptor(t, r, opts)
 			init, apreq := initialToken(t, tkt)
 			acceptOnce(t, a.addr, init, apreq)
@@ -190,6 +196,15 @@ func TestFileReplayCacheSurvivesSIGKILL(t *testing.T) {
 				t.Fatalf("workers %v still alive", alive)
 			}
 			b := startAcceptor(t, r, opts)
+			if tc.replay {
+				want := tc.fsync
+				if want == "" {
+					want = "interval"
+				}
+				b.logs.wait(t, 10*time.Second, 1, "replay cache file line with fsync "+want, func(m map[string]any) bool {
+					return m["msg"] == "replay cache file" && m["fsync"] == want
+				})
+			}
 			body := firstReply(t, b.addr, apreq)
 			if tc.replay {
 				if accepted(nil, body) {

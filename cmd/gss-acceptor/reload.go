@@ -148,6 +148,10 @@ func keepRestartOnly(cfg, running *config.Config) []string {
 		func() { cfg.ReplayCacheTLSCA = running.ReplayCacheTLSCA })
 	keep("replay_cache_tls_cert", cfg.ReplayCacheTLSCert != running.ReplayCacheTLSCert,
 		func() { cfg.ReplayCacheTLSCert = running.ReplayCacheTLSCert })
+	keep("replay_cache_fsync", cfg.ReplayCacheFsync != running.ReplayCacheFsync,
+		func() { cfg.ReplayCacheFsync = running.ReplayCacheFsync })
+	keep("replay_cache_fsync_interval", cfg.ReplayCacheFsyncInterval != running.ReplayCacheFsyncInterval,
+		func() { cfg.ReplayCacheFsyncInterval = running.ReplayCacheFsyncInterval })
 	keep("replay_cache_tls_key", cfg.ReplayCacheTLSKey != running.ReplayCacheTLSKey,
 		func() { cfg.ReplayCacheTLSKey = running.ReplayCacheTLSKey })
 	keep("backend", cfg.Backend != running.Backend, func() { cfg.Backend = running.Backend })

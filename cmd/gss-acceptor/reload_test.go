@@ -67,6 +67,10 @@ func TestKeepRestartOnly(t *testing.T) {
 			c.ReplayCacheTLSCert = "/etc/gss-acceptor/redis.pem"
 			c.ReplayCacheTLSKey = "/etc/gss-acceptor/redis.key"
 		}, []string{"replay_cache", "replay_cache_tls_ca", "replay_cache_tls_cert", "replay_cache_tls_key"}, nil},
+		{"file replay cache fsync", func(c *config.Config) {
+			c.ReplayCacheFsync = "always"
+			c.ReplayCacheFsyncInterval = 100 * time.Millisecond
+		}, []string{"replay_cache_fsync", "replay_cache_fsync_interval"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

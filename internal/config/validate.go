@@ -372,6 +372,8 @@ func (v *validator) replayCache() {
 			v.fail(f.key, "needs replay_cache: rediss://... (TLS)")
 		}
 	}
+	v.enum("replay_cache_fsync", c.ReplayCacheFsync, []string{"never", "interval", "always"})
+	v.durationRange("replay_cache_fsync_interval", c.ReplayCacheFsyncInterval, time.Millisecond, time.Minute)
 	if (c.ReplayCacheTLSCert == "") != (c.ReplayCacheTLSKey == "") {
 		v.fail("replay_cache_tls_cert", "and replay_cache_tls_key go together: set both or neither")
 	}
