@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"maps"
 	"net"
 	"os/exec"
 	"path/filepath"
@@ -101,15 +102,18 @@ func initialToken(t *testing.T, tkt *client.Ticket) (*gss.Initiator, []byte) {
 // sharing a real redis-server: the AP-REQ bytes the first accepted are
 // refused by the second with KRB-ERROR 34. With Redis killed, the default
 // policy refuses handshakes with KRB-ERROR 60 and a log line; once Redis is
-// back they succeed again without a restart. Control: two instances with
-// their own memory caches both accept the same bytes.
+// back they succeed again without a restart. The second instance batches
+// its insertions (replay_cache_batch: true), the first does not. Control:
+// two instances with their own memory caches both accept the same bytes.
 func TestSharedReplayCache(t *testing.T) {
 	r := testrealm.Shared(t)
 	redisAddr, stop, restart := startRedisServer(t)
 	opts := acceptorOptions{"workers": "1", "replay_cache": strconv.Quote("redis://" + redisAddr + "/0"),
 		"replay_cache_timeout": "200ms"}
 	h1 := startAcceptor(t, r, opts)
-	h2 := startAcceptor(t, r, opts)
+	batched := maps.Clone(opts)
+	batched["replay_cache_batch"] = "true"
+	h2 := startAcceptor(t, r, batched)
 	tkt := goTicket(t, r)
 
 	init, apreq := initialToken(t, tkt)

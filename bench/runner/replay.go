@@ -30,8 +30,11 @@ var replayVariants = []replayVariant{
 	{"file-always", "file:, fsync always", func(dir, _ string) string {
 		return fmt.Sprintf("replay_cache: %q\nreplay_cache_fsync: always\n", "file:"+filepath.Join(dir, "rcache-always"))
 	}},
-	{"redis", "redis:// on loopback", func(_, addr string) string {
+	{"redis", "redis:// on loopback (default)", func(_, addr string) string {
 		return fmt.Sprintf("replay_cache: %q\n", "redis://"+addr+"/0")
+	}},
+	{"redis-batched", "redis:// on loopback, replay_cache_batch: true", func(_, addr string) string {
+		return fmt.Sprintf("replay_cache: %q\nreplay_cache_batch: true\n", "redis://"+addr+"/0")
 	}},
 }
 

@@ -148,6 +148,8 @@ func keepRestartOnly(cfg, running *config.Config) []string {
 		func() { cfg.ReplayCacheTLSCA = running.ReplayCacheTLSCA })
 	keep("replay_cache_tls_cert", cfg.ReplayCacheTLSCert != running.ReplayCacheTLSCert,
 		func() { cfg.ReplayCacheTLSCert = running.ReplayCacheTLSCert })
+	keep("replay_cache_batch", cfg.ReplayCacheBatch != running.ReplayCacheBatch,
+		func() { cfg.ReplayCacheBatch = running.ReplayCacheBatch })
 	keep("replay_cache_fsync", cfg.ReplayCacheFsync != running.ReplayCacheFsync,
 		func() { cfg.ReplayCacheFsync = running.ReplayCacheFsync })
 	keep("replay_cache_fsync_interval", cfg.ReplayCacheFsyncInterval != running.ReplayCacheFsyncInterval,

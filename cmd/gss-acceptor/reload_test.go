@@ -66,7 +66,8 @@ func TestKeepRestartOnly(t *testing.T) {
 			c.ReplayCacheTLSCA = "/etc/ssl/redis-ca.pem"
 			c.ReplayCacheTLSCert = "/etc/gss-acceptor/redis.pem"
 			c.ReplayCacheTLSKey = "/etc/gss-acceptor/redis.key"
-		}, []string{"replay_cache", "replay_cache_tls_ca", "replay_cache_tls_cert", "replay_cache_tls_key"}, nil},
+			c.ReplayCacheBatch = true
+		}, []string{"replay_cache", "replay_cache_tls_ca", "replay_cache_tls_cert", "replay_cache_tls_key", "replay_cache_batch"}, nil},
 		{"file replay cache fsync", func(c *config.Config) {
 			c.ReplayCacheFsync = "always"
 			c.ReplayCacheFsyncInterval = 100 * time.Millisecond

@@ -36,6 +36,7 @@ func newReplayStore(cfg *config.Config, local *gss.ReplayCache, m *metrics.Metri
 		TLSCAFile:   cfg.ReplayCacheTLSCA,
 		TLSCertFile: cfg.ReplayCacheTLSCert,
 		TLSKeyFile:  cfg.ReplayCacheTLSKey,
+		Pipelines:   map[bool]int{true: redisstore.DefaultPipelines, false: 0}[cfg.ReplayCacheBatch],
 		Timeout:     cfg.ReplayCacheTimeout,
 		Policy:      policy,
 		Local:       local,

@@ -362,6 +362,11 @@ type Config struct {
 	// rediss:// (Redis's tls-auth-clients); both or neither. Restart only.
 	ReplayCacheTLSCA, ReplayCacheTLSCert, ReplayCacheTLSKey string
 
+	// ReplayCacheBatch (replay_cache_batch) batches concurrent insertions
+	// into a Redis replay cache in pipelines instead of one SET per
+	// handshake (default false). Restart only.
+	ReplayCacheBatch bool
+
 	// ReplayCacheFsync (replay_cache_fsync) is when a file: replay
 	// cache's appended records are fsynced: "never", "interval" (default,
 	// every ReplayCacheFsyncInterval when records were appended) or

@@ -191,6 +191,7 @@ func TestParseFullFile(t *testing.T) {
 		ReplayCacheTLSCA:         "/etc/ssl/redis-ca.pem",
 		ReplayCacheTLSCert:       "/etc/gss-acceptor/redis.pem",
 		ReplayCacheTLSKey:        "/etc/gss-acceptor/redis.key",
+		ReplayCacheBatch:         true,
 		ReplayCacheFsync:         "always",
 		ReplayCacheFsyncInterval: 250 * time.Millisecond,
 		ImportDeadline:           5 * time.Second,

@@ -87,6 +87,7 @@ var keys = []keyDef{
 	{name: "replay_cache_tls_ca", kind: kindString, str: func(c *Config) *string { return &c.ReplayCacheTLSCA }},
 	{name: "replay_cache_tls_cert", kind: kindString, str: func(c *Config) *string { return &c.ReplayCacheTLSCert }},
 	{name: "replay_cache_tls_key", kind: kindString, str: func(c *Config) *string { return &c.ReplayCacheTLSKey }},
+	{name: "replay_cache_batch", kind: kindBool, flag: func(c *Config) *bool { return &c.ReplayCacheBatch }},
 	{name: "replay_cache_fsync", kind: kindString, str: func(c *Config) *string { return &c.ReplayCacheFsync }},
 	{name: "replay_cache_fsync_interval", kind: kindDuration, dur: func(c *Config) *time.Duration { return &c.ReplayCacheFsyncInterval }},
 	{name: "import_deadline", kind: kindDuration, dur: func(c *Config) *time.Duration { return &c.ImportDeadline }},
