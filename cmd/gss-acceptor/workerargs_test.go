@@ -1,6 +1,7 @@
 package main
 
 import (
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -68,6 +69,25 @@ func TestReplayCacheFlag(t *testing.T) {
 	o, _ = parseFlags([]string{"-keytab", "/etc/krb5.keytab", "-replay-cache", "memcached://x:1"})
 	if _, err := loadConfig(o); err == nil || !strings.Contains(err.Error(), "replay_cache") {
 		t.Fatalf("bad -replay-cache: %v", err)
+	}
+}
+
+// TestReplayCacheTLSFiles: the replay_cache_tls_* keys reach the Redis
+// store, which reads them at once: a missing CA file fails the start (and
+// -check-config) naming the file, not the first handshake.
+func TestReplayCacheTLSFiles(t *testing.T) {
+	c := config.Default()
+	c.ReplayCache = "rediss://127.0.0.1:6380/0"
+	c.ReplayCacheTLSCA = filepath.Join(t.TempDir(), "missing-ca.pem")
+	_, _, err := newReplayStore(c, gss.NewReplayCache(10), nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "missing-ca.pem") {
+		t.Fatalf("missing CA file: %v", err)
+	}
+	c.ReplayCacheTLSCA = ""
+	c.ReplayCacheTLSCert = filepath.Join(t.TempDir(), "client.pem")
+	c.ReplayCacheTLSKey = filepath.Join(t.TempDir(), "client.key")
+	if _, _, err = newReplayStore(c, gss.NewReplayCache(10), nil, nil); err == nil || !strings.Contains(err.Error(), "client certificate") {
+		t.Fatalf("missing client certificate: %v", err)
 	}
 }
 
