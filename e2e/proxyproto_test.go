@@ -1,8 +1,12 @@
 package e2e
 
 import (
+	"context"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -153,5 +157,80 @@ func TestHAProxyFront(t *testing.T) {
 			t.Errorf("from %s: reply %x, %v; want closed without a reply", tc.from, reply, err)
 		}
 		h1.logs.wait(t, 10*time.Second, before+1, "proxy_header from "+tc.from, resultIs("proxy_header"))
+	}
+}
+
+// proxyV2TCP4 is a PROXY v2 PROXY-command header for TCP over IPv4 from
+// src to dst, built by hand (the e2e suite does not import internals).
+func proxyV2TCP4(src, dst netip.AddrPort) []byte {
+	b := []byte("\r\n\r\n\x00\r\nQUIT\n")
+	b = append(b, 0x21, 0x11, 0, 12)
+	s, d := src.Addr().As4(), dst.Addr().As4()
+	b = append(b, s[:]...)
+	b = append(b, d[:]...)
+	return binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(b, src.Port()), dst.Port())
+}
+
+// startHeaderProxy is a minimal balancer on a free loopback port: each
+// connection to it is forwarded to backend after header(its client's
+// address) has been written, like HAProxy's send-proxy-v2 with a header
+// that names another client.
+func startHeaderProxy(t *testing.T, backend string, header []byte) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				b, err := net.DialTimeout("tcp", backend, ioTimeout)
+				if err != nil {
+					return
+				}
+				defer b.Close()
+				if _, err := b.Write(header); err != nil {
+					return
+				}
+				go func() { io.Copy(b, c); b.(*net.TCPConn).CloseWrite() }()
+				io.Copy(c, b)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestProxyClientAddrToExec: behind a balancer that sends a PROXY v2
+// header naming client 192.0.2.66:1234, an exec backend's GSS_CLIENT_ADDR
+// is that address (handed to the worker in HANDOFF), not the balancer's.
+func TestProxyClientAddrToExec(t *testing.T) {
+	r := testrealm.Shared(t)
+	prog := filepath.Join(t.TempDir(), "backend.sh")
+	if err := os.WriteFile(prog, []byte("#!/bin/sh\necho \"addr=$GSS_CLIENT_ADDR\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	a := startAcceptor(t, r, acceptorOptions{"backend": `"exec"`, "exec_path": strconv.Quote(prog),
+		"allow_clients": `["*@` + r.Name + `"]`, "proxy_protocol_from": `["127.0.0.1/32"]`})
+	client := netip.MustParseAddrPort("192.0.2.66:1234")
+	lb := *a
+	lb.addr = startHeaderProxy(t, a.addr, proxyV2TCP4(client, netip.MustParseAddrPort("198.51.100.1:4444")))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := tunnelCmd(ctx, r, &lb, "-stdio")
+	cmd.Stdin = strings.NewReader("")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("gss-tunnel through the balancer: %v\n%s\nacceptor:\n%s", err, stderr.String(), a.logs)
+	}
+	if got, want := string(out), "addr="+client.String()+"\n"; got != want {
+		t.Fatalf("exec backend saw %q, want %q", got, want)
 	}
 }

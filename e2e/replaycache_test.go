@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"maps"
 	"net"
 	"os/exec"
 	"path/filepath"
@@ -101,15 +102,18 @@ func initialToken(t *testing.T, tkt *client.Ticket) (*gss.Initiator, []byte) {
 // sharing a real redis-server: the AP-REQ bytes the first accepted are
 // refused by the second with KRB-ERROR 34. With Redis killed, the default
 // policy refuses handshakes with KRB-ERROR 60 and a log line; once Redis is
-// back they succeed again without a restart. Control: two instances with
-// their own memory caches both accept the same bytes.
+// back they succeed again without a restart. The second instance batches
+// its insertions (replay_cache_batch: true), the first does not. Control:
+// two instances with their own memory caches both accept the same bytes.
 func TestSharedReplayCache(t *testing.T) {
 	r := testrealm.Shared(t)
 	redisAddr, stop, restart := startRedisServer(t)
 	opts := acceptorOptions{"workers": "1", "replay_cache": strconv.Quote("redis://" + redisAddr + "/0"),
 		"replay_cache_timeout": "200ms"}
 	h1 := startAcceptor(t, r, opts)
-	h2 := startAcceptor(t, r, opts)
+	batched := maps.Clone(opts)
+	batched["replay_cache_batch"] = "true"
+	h2 := startAcceptor(t, r, batched)
 	tkt := goTicket(t, r)
 
 	init, apreq := initialToken(t, tkt)
@@ -162,21 +166,27 @@ func TestSharedReplayCache(t *testing.T) {
 // TestFileReplayCacheSurvivesSIGKILL: with replay_cache: file:PATH, an
 // AP-REQ accepted before the acceptor is killed with SIGKILL is refused
 // (KRB-ERROR 34) by the acceptor restarted on the same file; a fresh one
-// is accepted. Control: with the memory cache the restarted acceptor
-// accepts the captured AP-REQ again.
+// is accepted, with the default fsync policy (interval) and with always.
+// Control: with the memory cache the restarted acceptor accepts the
+// captured AP-REQ again.
 func TestFileReplayCacheSurvivesSIGKILL(t *testing.T) {
 	r := testrealm.Shared(t)
 	tkt := goTicket(t, r)
 	for _, tc := range []struct {
 		name   string
 		cache  string
-		replay bool // the restarted acceptor refuses the captured AP-REQ
+		replay bool   // the restarted acceptor refuses the captured AP-REQ
+		fsync  string // replay_cache_fsync, "" for the default
 	}{
-		{"file", strconv.Quote("file:" + filepath.Join(t.TempDir(), "rcache")), true},
-		{"memory (control)", "memory", false},
+		{"file", strconv.Quote("file:" + filepath.Join(t.TempDir(), "rcache")), true, ""},
+		{"file fsync always", strconv.Quote("file:" + filepath.Join(t.TempDir(), "rcache")), true, "always"},
+		{"memory (control)", "memory", false, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := acceptorOptions{"workers": "1", "replay_cache": tc.cache}
+			if tc.fsync != "" {
+				opts["replay_cache_fsync"] = strconv.Quote(tc.fsync)
+			}
 			a := startAcceptor(t, r, opts)
 			init, apreq := initialToken(t, tkt)
 			acceptOnce(t, a.addr, init, apreq)
@@ -190,6 +200,15 @@ func TestFileReplayCacheSurvivesSIGKILL(t *testing.T) {
 				t.Fatalf("workers %v still alive", alive)
 			}
 			b := startAcceptor(t, r, opts)
+			if tc.replay {
+				want := tc.fsync
+				if want == "" {
+					want = "interval"
+				}
+				b.logs.wait(t, 10*time.Second, 1, "replay cache file line with fsync "+want, func(m map[string]any) bool {
+					return m["msg"] == "replay cache file" && m["fsync"] == want
+				})
+			}
 			body := firstReply(t, b.addr, apreq)
 			if tc.replay {
 				if accepted(nil, body) {

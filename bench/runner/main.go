@@ -50,6 +50,10 @@ type config struct {
 	ccount     int
 	keep       bool
 	serve      bool
+	// replay runs only the replay-cache comparison (replay.go) in
+	// replayRounds rounds.
+	replay       bool
+	replayRounds int
 }
 
 func run() error {
@@ -63,6 +67,8 @@ func run() error {
 	flag.IntVar(&c.ccount, "ccount", 300, "connections per MIT gss-client process (-ccount)")
 	flag.BoolVar(&c.keep, "keep", false, "keep the temporary directory (logs) and print its path")
 	flag.BoolVar(&c.serve, "serve", false, "only start the realm and the servers, print how to reach them, and wait for SIGINT/SIGTERM (for profiling)")
+	flag.BoolVar(&c.replay, "replay", false, "only compare the replay cache backends (memory, file, redis) and write replay.md")
+	flag.IntVar(&c.replayRounds, "rounds", 3, "rounds of the -replay comparison")
 	flag.Parse()
 	switch {
 	case c.binDir == "":
@@ -72,6 +78,8 @@ func run() error {
 	case c.conc < 1 || c.conc > 1000, c.hold < 0 || c.hold > 50_000,
 		c.mitClients < 1 || c.mitClients > 64, c.ccount < 1 || c.ccount > 100_000:
 		return errors.New("-c, -hold, -mit-clients or -ccount out of range")
+	case c.replayRounds < 1 || c.replayRounds > 20:
+		return errors.New("-rounds: want 1 to 20")
 	}
 	if err := testrealm.Available(); err != nil {
 		return err
@@ -180,6 +188,9 @@ func (h *harness) run() error {
 	}
 	defer h.realm.Close()
 	h.env = h.realm.Env()
+	if h.cfg.replay {
+		return h.replayRun()
+	}
 
 	h.printf("== servers\n")
 	maxPerWorker := max(4096, h.cfg.hold) // all held sessions fit even on one worker

@@ -115,7 +115,18 @@ func (l *lineSink) since(m int) [][]byte {
 // startOurs runs gss-acceptor with two workers on a loopback port and waits
 // for its "ready" log line.
 func startOurs(realm *testrealm.Realm, binDir, dir string, workers, maxPerWorker int) (*server, error) {
-	cfgPath := filepath.Join(dir, "gss-acceptor.yaml")
+	return startOursNamed(realm, binDir, dir, "ours", workers, maxPerWorker, "")
+}
+
+// startOursNamed is startOurs for an instance called name (its config and
+// log files are named after it; "ours" keeps the plain names), with extra
+// YAML lines appended to the configuration.
+func startOursNamed(realm *testrealm.Realm, binDir, dir, name string, workers, maxPerWorker int, extra string) (*server, error) {
+	base := "gss-acceptor"
+	if name != "ours" {
+		base += "-" + name
+	}
+	cfgPath := filepath.Join(dir, base+".yaml")
 	cfg := fmt.Sprintf(`listen: ["127.0.0.1:0"]
 keytab: %q
 workers: %d
@@ -125,11 +136,11 @@ idle_timeout: 10m
 log_format: json
 log_level: info
 shutdown_timeout: 5s
-`, realm.ServiceKeytab, workers, filepath.Join(binDir, "gss-worker"), maxPerWorker)
+`, realm.ServiceKeytab, workers, filepath.Join(binDir, "gss-worker"), maxPerWorker) + extra
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
-	logFile, err := os.Create(filepath.Join(dir, "gss-acceptor.log"))
+	logFile, err := os.Create(filepath.Join(dir, base+".log"))
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +155,7 @@ shutdown_timeout: 5s
 		logFile.Close()
 		return nil, fmt.Errorf("runner: gss-acceptor: %w", err)
 	}
-	s := &server{name: "ours", title: "gss-acceptor (2 workers)", cmd: cmd, done: make(chan struct{}),
+	s := &server{name: name, title: fmt.Sprintf("gss-acceptor (%d workers)", workers), cmd: cmd, done: make(chan struct{}),
 		lines: &lineSink{file: logFile}, withChildren: true}
 	ready := make(chan error, 1)
 	go func() {

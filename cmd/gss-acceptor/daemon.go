@@ -65,7 +65,15 @@ func newDaemon(cfg *config.Config, o *options) (*daemonState, error) {
 		return nil, err
 	}
 	if path, ok := strings.CutPrefix(cfg.ReplayCache, "file:"); ok {
-		if d.file, err = filestore.Open(path, filestore.Options{MaxEntries: cfg.ReplayCacheSize}); err != nil {
+		fsync, err := filestore.ParseFsync(cfg.ReplayCacheFsync)
+		if err != nil {
+			return nil, err
+		}
+		fo := filestore.Options{MaxEntries: cfg.ReplayCacheSize, Fsync: fsync, FsyncInterval: cfg.ReplayCacheFsyncInterval,
+			OnSyncError: func(err error) {
+				lg.Logger.Error("replay cache file fsync failed; retrying at the next interval", zap.Error(err))
+			}}
+		if d.file, err = filestore.Open(path, fo); err != nil {
 			return nil, err
 		}
 		d.store = d.file
@@ -81,7 +89,7 @@ func (d *daemonState) run() int {
 	if d.file != nil {
 		defer d.file.Close()
 		d.log.Info("replay cache file", zap.String("path", strings.TrimPrefix(d.cfg.ReplayCache, "file:")),
-			zap.Int("entries_loaded", d.file.Len()))
+			zap.Int("entries_loaded", d.file.Len()), zap.String("fsync", d.cfg.ReplayCacheFsync))
 	}
 	if d.redis != nil {
 		defer d.redis.Close()

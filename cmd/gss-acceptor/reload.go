@@ -144,6 +144,18 @@ func keepRestartOnly(cfg, running *config.Config) []string {
 		func() { cfg.ReplayCacheTimeout = running.ReplayCacheTimeout })
 	keep("replay_cache_key_prefix", cfg.ReplayCacheKeyPrefix != running.ReplayCacheKeyPrefix,
 		func() { cfg.ReplayCacheKeyPrefix = running.ReplayCacheKeyPrefix })
+	keep("replay_cache_tls_ca", cfg.ReplayCacheTLSCA != running.ReplayCacheTLSCA,
+		func() { cfg.ReplayCacheTLSCA = running.ReplayCacheTLSCA })
+	keep("replay_cache_tls_cert", cfg.ReplayCacheTLSCert != running.ReplayCacheTLSCert,
+		func() { cfg.ReplayCacheTLSCert = running.ReplayCacheTLSCert })
+	keep("replay_cache_batch", cfg.ReplayCacheBatch != running.ReplayCacheBatch,
+		func() { cfg.ReplayCacheBatch = running.ReplayCacheBatch })
+	keep("replay_cache_fsync", cfg.ReplayCacheFsync != running.ReplayCacheFsync,
+		func() { cfg.ReplayCacheFsync = running.ReplayCacheFsync })
+	keep("replay_cache_fsync_interval", cfg.ReplayCacheFsyncInterval != running.ReplayCacheFsyncInterval,
+		func() { cfg.ReplayCacheFsyncInterval = running.ReplayCacheFsyncInterval })
+	keep("replay_cache_tls_key", cfg.ReplayCacheTLSKey != running.ReplayCacheTLSKey,
+		func() { cfg.ReplayCacheTLSKey = running.ReplayCacheTLSKey })
 	keep("backend", cfg.Backend != running.Backend, func() { cfg.Backend = running.Backend })
 	keep("backend_proxy_protocol", cfg.BackendProxyProtocol != running.BackendProxyProtocol,
 		func() { cfg.BackendProxyProtocol = running.BackendProxyProtocol })

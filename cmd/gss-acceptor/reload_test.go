@@ -61,6 +61,17 @@ func TestKeepRestartOnly(t *testing.T) {
 			c.ReplayCacheTimeout = time.Second
 			c.ReplayCacheKeyPrefix = "x:"
 		}, []string{"replay_cache", "replay_cache_failure", "replay_cache_timeout", "replay_cache_key_prefix"}, nil},
+		{"shared replay cache TLS files", func(c *config.Config) {
+			c.ReplayCache = "rediss://127.0.0.1:6379/0"
+			c.ReplayCacheTLSCA = "/etc/ssl/redis-ca.pem"
+			c.ReplayCacheTLSCert = "/etc/gss-acceptor/redis.pem"
+			c.ReplayCacheTLSKey = "/etc/gss-acceptor/redis.key"
+			c.ReplayCacheBatch = true
+		}, []string{"replay_cache", "replay_cache_tls_ca", "replay_cache_tls_cert", "replay_cache_tls_key", "replay_cache_batch"}, nil},
+		{"file replay cache fsync", func(c *config.Config) {
+			c.ReplayCacheFsync = "always"
+			c.ReplayCacheFsyncInterval = 100 * time.Millisecond
+		}, []string{"replay_cache_fsync", "replay_cache_fsync_interval"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

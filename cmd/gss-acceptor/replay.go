@@ -31,11 +31,15 @@ func newReplayStore(cfg *config.Config, local *gss.ReplayCache, m *metrics.Metri
 		return nil, nil, err
 	}
 	o := redisstore.Options{
-		URL:       cfg.ReplayCache,
-		KeyPrefix: cfg.ReplayCacheKeyPrefix,
-		Timeout:   cfg.ReplayCacheTimeout,
-		Policy:    policy,
-		Local:     local,
+		URL:         cfg.ReplayCache,
+		KeyPrefix:   cfg.ReplayCacheKeyPrefix,
+		TLSCAFile:   cfg.ReplayCacheTLSCA,
+		TLSCertFile: cfg.ReplayCacheTLSCert,
+		TLSKeyFile:  cfg.ReplayCacheTLSKey,
+		Pipelines:   map[bool]int{true: redisstore.DefaultPipelines, false: 0}[cfg.ReplayCacheBatch],
+		Timeout:     cfg.ReplayCacheTimeout,
+		Policy:      policy,
+		Local:       local,
 	}
 	if m != nil {
 		o.Observe = m.ObserveReplayOp

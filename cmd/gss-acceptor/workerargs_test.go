@@ -73,6 +73,25 @@ func TestReplayCacheFlag(t *testing.T) {
 	}
 }
 
+// TestReplayCacheTLSFiles: the replay_cache_tls_* keys reach the Redis
+// store, which reads them at once: a missing CA file fails the start (and
+// -check-config) naming the file, not the first handshake.
+func TestReplayCacheTLSFiles(t *testing.T) {
+	c := config.Default()
+	c.ReplayCache = "rediss://127.0.0.1:6380/0"
+	c.ReplayCacheTLSCA = filepath.Join(t.TempDir(), "missing-ca.pem")
+	_, _, err := newReplayStore(c, gss.NewReplayCache(10), nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "missing-ca.pem") {
+		t.Fatalf("missing CA file: %v", err)
+	}
+	c.ReplayCacheTLSCA = ""
+	c.ReplayCacheTLSCert = filepath.Join(t.TempDir(), "client.pem")
+	c.ReplayCacheTLSKey = filepath.Join(t.TempDir(), "client.key")
+	if _, _, err = newReplayStore(c, gss.NewReplayCache(10), nil, nil); err == nil || !strings.Contains(err.Error(), "client certificate") {
+		t.Fatalf("missing client certificate: %v", err)
+	}
+}
+
 // TestProxyProtocolFlag: -proxy-protocol-from takes a comma list of CIDR
 // networks; a host address without a prefix length is refused.
 func TestProxyProtocolFlag(t *testing.T) {

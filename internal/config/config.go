@@ -134,6 +134,11 @@ const (
 	DefaultReplayCacheTimeout = 250 * time.Millisecond
 	// DefaultReplayCacheKeyPrefix namespaces the shared cache's keys.
 	DefaultReplayCacheKeyPrefix = "gss-acceptor:rc:"
+	// DefaultReplayCacheFsync is when the file replay cache's records
+	// reach the disk.
+	DefaultReplayCacheFsync = "interval"
+	// DefaultReplayCacheFsyncInterval is the period of "interval".
+	DefaultReplayCacheFsyncInterval = time.Second
 
 	// DefaultBackendConnectTimeout bounds a worker's connection attempt to
 	// a proxy backend.
@@ -350,6 +355,27 @@ type Config struct {
 	// shared replay cache's keys. Default DefaultReplayCacheKeyPrefix.
 	ReplayCacheKeyPrefix string
 
+	// ReplayCacheTLSCA (replay_cache_tls_ca) is a PEM file of the CAs that
+	// verify a rediss:// server ("": the system roots).
+	// ReplayCacheTLSCert and ReplayCacheTLSKey (replay_cache_tls_cert,
+	// replay_cache_tls_key) are a PEM client certificate and key for
+	// rediss:// (Redis's tls-auth-clients); both or neither. Restart only.
+	ReplayCacheTLSCA, ReplayCacheTLSCert, ReplayCacheTLSKey string
+
+	// ReplayCacheBatch (replay_cache_batch) batches concurrent insertions
+	// into a Redis replay cache in pipelines instead of one SET per
+	// handshake (default false). Restart only.
+	ReplayCacheBatch bool
+
+	// ReplayCacheFsync (replay_cache_fsync) is when a file: replay
+	// cache's appended records are fsynced: "never", "interval" (default,
+	// every ReplayCacheFsyncInterval when records were appended) or
+	// "always" (before each handshake is accepted). Restart only.
+	ReplayCacheFsync string
+	// ReplayCacheFsyncInterval (replay_cache_fsync_interval) is the period
+	// of "interval". Default DefaultReplayCacheFsyncInterval.
+	ReplayCacheFsyncInterval time.Duration
+
 	// ImportDeadline (import_deadline) is how long a handed-off context
 	// stays importable by a worker. Default DefaultImportDeadline.
 	ImportDeadline time.Duration
@@ -468,6 +494,8 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.ReplayCacheFailure, DefaultReplayCacheFailure)
 	setDefault(&c.ReplayCacheTimeout, DefaultReplayCacheTimeout)
 	setDefault(&c.ReplayCacheKeyPrefix, DefaultReplayCacheKeyPrefix)
+	setDefault(&c.ReplayCacheFsync, DefaultReplayCacheFsync)
+	setDefault(&c.ReplayCacheFsyncInterval, DefaultReplayCacheFsyncInterval)
 	setDefault(&c.ImportDeadline, DefaultImportDeadline)
 	setDefault(&c.ShutdownTimeout, DefaultShutdownTimeout)
 	setDefault(&c.Backend, DefaultBackend)

@@ -358,6 +358,25 @@ func (v *validator) replayCache() {
 	if c.ReplayCacheKeyPrefix == "" {
 		v.fail("replay_cache_key_prefix", "must not be empty")
 	}
+	tlsFiles := []struct{ key, path string }{
+		{"replay_cache_tls_ca", c.ReplayCacheTLSCA},
+		{"replay_cache_tls_cert", c.ReplayCacheTLSCert},
+		{"replay_cache_tls_key", c.ReplayCacheTLSKey},
+	}
+	for _, f := range tlsFiles {
+		if f.path == "" {
+			continue
+		}
+		v.path(f.key, f.path)
+		if !strings.HasPrefix(c.ReplayCache, "rediss://") {
+			v.fail(f.key, "needs replay_cache: rediss://... (TLS)")
+		}
+	}
+	v.enum("replay_cache_fsync", c.ReplayCacheFsync, []string{"never", "interval", "always"})
+	v.durationRange("replay_cache_fsync_interval", c.ReplayCacheFsyncInterval, time.Millisecond, time.Minute)
+	if (c.ReplayCacheTLSCert == "") != (c.ReplayCacheTLSKey == "") {
+		v.fail("replay_cache_tls_cert", "and replay_cache_tls_key go together: set both or neither")
+	}
 }
 
 // redactURLError drops the URL, which may hold a password, from a

@@ -3,6 +3,7 @@ package handoff
 import (
 	"bytes"
 	"errors"
+	"net/netip"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -24,6 +25,8 @@ func FuzzDecode(f *testing.F) {
 	seed(&Ready{PID: 99}, 0)
 	seed(&Handoff{ID: 7, Token: []byte("token"), ReadAhead: []byte{0xe4, 0, 0, 0, 0}}, 1)
 	seed(&Handoff{ID: 7}, 2)
+	seed(&Handoff{ID: 8, Token: []byte("t"), Client: netip.MustParseAddrPort("192.0.2.66:1234"), Server: netip.MustParseAddrPort("198.51.100.1:4444")}, 1)
+	seed(&Handoff{ID: 9, Client: netip.MustParseAddrPort("[2001:db8::66]:1"), Server: netip.MustParseAddrPort("[::ffff:198.51.100.1]:2")}, 1)
 	seed(&Ack{ID: 7, Status: 0x90000, Load: 3}, 0)
 	seed(&Drain{}, 1)
 	seed(&Bye{Reason: ByeDrained}, 0)

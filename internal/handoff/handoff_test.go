@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"reflect"
@@ -160,6 +161,12 @@ func TestRoundTrip(t *testing.T) {
 		{"handoff", parent, child, &Handoff{ID: 1<<63 + 5, Token: bytes.Repeat([]byte{0x5a}, 1200),
 			ReadAhead: []byte{0xe4, 0, 0, 0, 1, 9}, File: null}},
 		{"handoff empty token, no read-ahead", parent, child, &Handoff{ID: 1, Token: []byte{}, File: null}},
+		{"handoff with IPv4 addresses", parent, child, &Handoff{ID: 2, Token: []byte("t"), File: null,
+			Client: netip.MustParseAddrPort("192.0.2.66:1234"), Server: netip.MustParseAddrPort("198.51.100.1:4444")}},
+		{"handoff with IPv6 addresses", parent, child, &Handoff{ID: 3, Token: []byte("t"), File: null,
+			Client: netip.MustParseAddrPort("[2001:db8::66]:65535"), Server: netip.MustParseAddrPort("[2001:db8::1]:0")}},
+		{"handoff with IPv4 client, IPv6 server", parent, child, &Handoff{ID: 4, Token: []byte("t"), File: null,
+			Client: netip.MustParseAddrPort("[::ffff:192.0.2.66]:1"), Server: netip.MustParseAddrPort("[2001:db8::1]:2")}},
 		{"ack ok", child, parent, &Ack{ID: 9, Status: 0, Load: 17}},
 		{"ack failure", child, parent, &Ack{ID: ^uint64(0), Status: 0x000c0000, Load: ^uint32(0)}},
 		{"drain", parent, child, &Drain{}},
@@ -216,7 +223,11 @@ func TestEncodingGolden(t *testing.T) {
 		{"bye", &Bye{Reason: ByeDrained}, []byte{0xa1, 6, 0, 0, 0, 1}},
 		{"ack", &Ack{ID: 1, Status: 0x00090000, Load: 2}, []byte{0xa1, 4, 0, 0, 0, 0, 0, 0, 0, 1, 0, 9, 0, 0, 0, 0, 0, 2}},
 		{"handoff", &Handoff{ID: 2, Token: []byte("tk"), ReadAhead: []byte("r")},
-			[]byte{0xa1, 3, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 2, 't', 'k', 0, 0, 0, 1, 'r'}},
+			[]byte{0xa1, 3, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 2, 't', 'k', 0, 0, 0, 1, 'r', AddrNone}},
+		{"handoff with addresses", &Handoff{ID: 2, Token: []byte("tk"),
+			Client: netip.MustParseAddrPort("[::ffff:192.0.2.66]:1234"), Server: netip.MustParseAddrPort("198.51.100.1:4444")},
+			[]byte{0xa1, 3, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 2, 't', 'k', 0, 0, 0, 0,
+				AddrTCP4, 192, 0, 2, 66, 198, 51, 100, 1, 0x04, 0xd2, 0x11, 0x5c}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -498,11 +509,32 @@ func TestRecvRejects(t *testing.T) {
 			return b
 		}, 1, ErrMalformed},
 		{"readahead length missing", func(t *testing.T) []byte { b := handoff(t); return b[:len(b)-4] }, 1, ErrMalformed},
+		{"address block missing", func(t *testing.T) []byte { b := handoff(t); return b[:len(b)-1] }, 1, ErrMalformed},
+		{"unknown address format", func(t *testing.T) []byte { b := handoff(t); b[len(b)-1] = 5; return b }, 1, ErrMalformed},
+		{"IPv4 address block truncated", func(t *testing.T) []byte {
+			b := handoffAddrs(t, "192.0.2.66:1234", "198.51.100.1:4444")
+			return b[:len(b)-3]
+		}, 1, ErrMalformed},
+		{"IPv6 address block with two IPv4-mapped addresses", func(t *testing.T) []byte {
+			b := handoff(t)
+			b[len(b)-1] = AddrTCP6
+			b = append(b, netip.MustParseAddr("::ffff:192.0.2.66").AsSlice()...)
+			b = append(b, netip.MustParseAddr("::ffff:198.51.100.1").AsSlice()...)
+			return append(b, 0, 1, 0, 2)
+		}, 1, ErrMalformed},
+		{"trailing byte after addresses", func(t *testing.T) []byte {
+			return append(handoffAddrs(t, "[2001:db8::66]:1", "[2001:db8::1]:2"), 0)
+		}, 1, ErrMalformed},
 		{"too many fds for the control buffer", handoff, recvFDRoom + 3, ErrTruncated},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { wantRejected(t, tt.bytes(t), tt.nfds, tt.want) })
 	}
+}
+
+// handoffAddrs encodes a HANDOFF with the given client and server addresses.
+func handoffAddrs(t *testing.T, client, server string) []byte {
+	return enc(t, &Handoff{ID: 1, Token: []byte("tok"), Client: netip.MustParseAddrPort(client), Server: netip.MustParseAddrPort(server)})
 }
 
 // wantRejected sends b with n fresh descriptors through a new channel and
@@ -618,6 +650,8 @@ func TestSendRefuses(t *testing.T) {
 			ReadAhead: make([]byte, MaxMessageSize/2), File: null}, ErrTooLarge},
 		{"nil message", nil, errNilMessage},
 		{"typed nil HANDOFF", (*Handoff)(nil), errNilMessage},
+		{"handoff with a client address only", &Handoff{ID: 1, File: null, Client: netip.MustParseAddrPort("192.0.2.1:1")}, ErrAddrs},
+		{"handoff with a server address only", &Handoff{ID: 1, File: null, Server: netip.MustParseAddrPort("192.0.2.1:1")}, ErrAddrs},
 		{"typed nil HELLO", (*Hello)(nil), errNilMessage},
 	}
 	for _, tt := range tests {

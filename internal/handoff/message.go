@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"strconv"
 	"syscall"
@@ -157,7 +158,8 @@ func (r *Ready) appendBody(b []byte) ([]byte, error) {
 
 // Handoff passes one established client connection to a worker: the sealed
 // context token, the bytes already read from the client past the last
-// context token, and the connection's descriptor (SCM_RIGHTS).
+// context token, the client's addresses when a trusted PROXY header gave
+// them, and the connection's descriptor (SCM_RIGHTS).
 //
 // Descriptor ownership: Send never closes the descriptor it passes. The
 // kernel gives the worker its own reference, but the parent keeps its copy
@@ -168,6 +170,17 @@ type Handoff struct {
 	ID        uint64 // unique per parent instance; echoed by the ACK
 	Token     []byte // sealed context token; contains keys, zero after use
 	ReadAhead []byte // client bytes to be consumed before the socket's
+
+	// Client and Server are the connection's addresses as a trusted PROXY
+	// header names them (the client's source and the address it
+	// connected to, i.e. the balancer's front), which the socket's own
+	// peer (the balancer) does not show. Both valid, or both zero: the
+	// worker then uses the socket's addresses. On the wire they are an
+	// address block after ReadAhead: a format byte (AddrNone, AddrTCP4 or
+	// AddrTCP6, the only formats defined; any other is refused) and, for
+	// the latter two, client IP, server IP, client port u16, server port
+	// u16. Zones are not carried.
+	Client, Server netip.AddrPort
 
 	// File is the client connection's descriptor. Recv always sets it (it
 	// has FD_CLOEXEC set, and the caller must close it). For Send, set
@@ -195,6 +208,17 @@ func (h *Handoff) Close() error {
 	return err
 }
 
+// Formats of the HANDOFF address block (Handoff.Client, Handoff.Server).
+const (
+	AddrNone byte = 0 // no addresses: the worker uses the socket's
+	AddrTCP4 byte = 4 // IPv4 client [4], server [4], ports u16 u16
+	AddrTCP6 byte = 6 // IPv6 client [16], server [16], ports u16 u16
+)
+
+// ErrAddrs: a HANDOFF to send has one of Client and Server valid but not
+// the other.
+var ErrAddrs = errors.New("handoff: HANDOFF needs both addresses or neither")
+
 func (h *Handoff) appendBody(b []byte) ([]byte, error) {
 	// Bound each field before appending so that a huge slice is refused
 	// without being copied; Send checks the total again.
@@ -202,12 +226,71 @@ func (h *Handoff) appendBody(b []byte) ([]byte, error) {
 		return b, fmt.Errorf("%w: HANDOFF token of %d and read-ahead of %d bytes (max message %d)",
 			ErrTooLarge, len(h.Token), len(h.ReadAhead), MaxMessageSize)
 	}
+	if h.Client.IsValid() != h.Server.IsValid() {
+		return b, fmt.Errorf("%w: client %v, server %v", ErrAddrs, h.Client, h.Server)
+	}
 	b = binary.BigEndian.AppendUint64(b, h.ID)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(h.Token)))
 	b = append(b, h.Token...)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(h.ReadAhead)))
 	b = append(b, h.ReadAhead...)
-	return b, nil
+	return appendAddrs(b, h.Client, h.Server), nil
+}
+
+// appendAddrs appends the address block: AddrTCP4 when both addresses are
+// IPv4 (an IPv4-mapped IPv6 address counts as IPv4), else AddrTCP6.
+func appendAddrs(b []byte, client, server netip.AddrPort) []byte {
+	if !client.IsValid() {
+		return append(b, AddrNone)
+	}
+	c, s := client.Addr().Unmap(), server.Addr().Unmap()
+	if c.Is4() && s.Is4() {
+		c4, s4 := c.As4(), s.As4()
+		b = append(b, AddrTCP4)
+		b = append(b, c4[:]...)
+		b = append(b, s4[:]...)
+	} else {
+		c16, s16 := c.As16(), s.As16()
+		b = append(b, AddrTCP6)
+		b = append(b, c16[:]...)
+		b = append(b, s16[:]...)
+	}
+	b = binary.BigEndian.AppendUint16(b, client.Port())
+	return binary.BigEndian.AppendUint16(b, server.Port())
+}
+
+// addrs reads the address block. It is canonical: AddrTCP6 with two
+// IPv4-mapped addresses is refused (appendAddrs writes those as AddrTCP4).
+func (d *decoder) addrs() (client, server netip.AddrPort) {
+	var c, s netip.Addr
+	switch f := d.u8(); {
+	case d.bad:
+		return
+	case f == AddrNone:
+		return
+	case f == AddrTCP4:
+		var c4, s4 [4]byte
+		copy(c4[:], d.take(4))
+		copy(s4[:], d.take(4))
+		c, s = netip.AddrFrom4(c4), netip.AddrFrom4(s4)
+	case f == AddrTCP6:
+		var c16, s16 [16]byte
+		copy(c16[:], d.take(16))
+		copy(s16[:], d.take(16))
+		c, s = netip.AddrFrom16(c16), netip.AddrFrom16(s16)
+		if !d.bad && c.Is4In6() && s.Is4In6() {
+			d.fail("HANDOFF address block AddrTCP6 with two IPv4-mapped addresses (not canonical)")
+			return
+		}
+	default:
+		d.fail(fmt.Sprintf("HANDOFF address block format %d (want %d, %d or %d)", f, AddrNone, AddrTCP4, AddrTCP6))
+		return
+	}
+	cp, sp := d.u16(), d.u16()
+	if d.bad {
+		return
+	}
+	return netip.AddrPortFrom(c, cp), netip.AddrPortFrom(s, sp)
 }
 
 // Ack answers one HANDOFF: the worker imported the context and serves the
@@ -491,10 +574,19 @@ func fdsFor(t Type) int {
 	return 0
 }
 
-// decoder reads big-endian fields and remembers the first shortfall.
+// decoder reads big-endian fields and remembers the first shortfall, or
+// the first invalid value (why).
 type decoder struct {
 	b   []byte
 	bad bool
+	why string
+}
+
+// fail marks the input bad for a reason other than a shortfall.
+func (d *decoder) fail(why string) {
+	if !d.bad {
+		d.bad, d.why = true, why
+	}
 }
 
 func (d *decoder) take(n int) []byte {
@@ -510,6 +602,13 @@ func (d *decoder) take(n int) []byte {
 func (d *decoder) u8() uint8 {
 	if v := d.take(1); v != nil {
 		return v[0]
+	}
+	return 0
+}
+
+func (d *decoder) u16() uint16 {
+	if v := d.take(2); v != nil {
+		return binary.BigEndian.Uint16(v)
 	}
 	return 0
 }
@@ -574,6 +673,7 @@ func decode(b []byte, nfd int) (Message, error) {
 		h := &Handoff{ID: d.u64()}
 		tok := d.bytes()
 		ra := d.bytes()
+		h.Client, h.Server = d.addrs()
 		if !d.bad {
 			// One allocation for both; ReadAhead gets no spare capacity so
 			// an append by the caller cannot run into Token or vice versa.
@@ -615,6 +715,9 @@ func decode(b []byte, nfd int) (Message, error) {
 	}
 	if d.bad || len(d.b) != 0 {
 		wipe(m)
+		if d.why != "" {
+			return nil, fmt.Errorf("%w: %s", ErrMalformed, d.why)
+		}
 		if d.bad {
 			return nil, fmt.Errorf("%w: %v truncated (%d bytes)", ErrMalformed, t, len(b))
 		}

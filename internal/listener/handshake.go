@@ -28,6 +28,7 @@ type handshakeState struct {
 	s     *Server
 	conn  net.Conn
 	peer  net.Addr // the client: the socket's peer, or a trusted PROXY header's source
+	addrs Addrs    // a trusted PROXY header's addresses, for the worker
 	id    uint64   // connection number in the logs
 	r     *wire.Reader
 	log   *zap.Logger
@@ -375,7 +376,7 @@ func (hs *handshakeState) handoff(ctx context.Context, readAhead []byte) (Handof
 		return HandoffResult{}, fmt.Errorf("listener: duplicating socket for handoff: %w", derr)
 	}
 	defer unix.Close(fd)
-	return hs.s.cfg.Dispatcher.Handoff(ctx, fd, hs.token, readAhead)
+	return hs.s.cfg.Dispatcher.Handoff(ctx, fd, hs.token, readAhead, hs.addrs)
 }
 
 // proxyHeader runs before the first frame when proxy_protocol_from is set
@@ -419,6 +420,10 @@ func (hs *handshakeState) proxyHeader() (io.Reader, error) {
 		v.conn.Close()
 	}
 	hs.peer = net.TCPAddrFromAddrPort(netip.AddrPortFrom(client, h.Source.Port()))
+	if h.Dest.IsValid() {
+		hs.addrs = Addrs{Client: netip.AddrPortFrom(client, h.Source.Port()),
+			Server: netip.AddrPortFrom(h.Dest.Addr().Unmap(), h.Dest.Port())}
+	}
 	hs.log = hs.s.log.With(zap.Uint64("conn", hs.id), zap.String("peer", hs.peer.String()),
 		zap.String("proxy", hs.conn.RemoteAddr().String()))
 	if refused != "" {

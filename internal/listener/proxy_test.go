@@ -45,20 +45,21 @@ func TestServerProxyProtocol(t *testing.T) {
 		send   func() []byte
 		result Result
 		peer   string // logged peer of a served connection; "" for the socket's
+		server string // the header's destination, handed to the worker with peer
 	}{
-		{"v1 TCP4", "127.0.0.1", func() []byte { return append(bytes.Clone(v1), k.handshake(t)...) }, ResultOK, "203.0.113.7:40000"},
-		{"v1 TCP6", "127.0.0.1", func() []byte { return append(bytes.Clone(v1v6), k.handshake(t)...) }, ResultOK, "[2001:db8::7]:40001"},
-		{"v2 TCP4", "127.0.0.1", func() []byte { return append(bytes.Clone(v2), k.handshake(t)...) }, ResultOK, "198.51.100.20:50123"},
-		{"v2 LOCAL", "127.0.0.1", func() []byte { return append(bytes.Clone(v2local), k.handshake(t)...) }, ResultOK, ""},
-		{"v1 UNKNOWN", "127.0.0.1", func() []byte { return append([]byte("PROXY UNKNOWN\r\n"), k.handshake(t)...) }, ResultOK, ""},
-		{"trusted without header", "127.0.0.1", func() []byte { return k.handshake(t) }, ResultProxyHeader, ""},
-		{"trusted, malformed v1", "127.0.0.1", func() []byte { return []byte("PROXY TCP4 203.0.113.7 192.0.2.1 40000\r\n") }, ResultProxyHeader, ""},
-		{"trusted, v1 without CRLF", "127.0.0.1", func() []byte { return bytes.Repeat([]byte("PROXY "), 30) }, ResultProxyHeader, ""},
-		{"trusted, bad v2 family", "127.0.0.1", func() []byte { b := bytes.Clone(v2); b[13] = 0x12; return b }, ResultProxyHeader, ""},
-		{"trusted, partial header", "127.0.0.1", func() []byte { return v1[:10] }, ResultFirstFrameTimeout, ""},
-		{"untrusted with v1", "127.0.0.2", func() []byte { return append(bytes.Clone(v1), k.handshake(t)...) }, ResultProxyHeader, ""},
-		{"untrusted with v2", "127.0.0.2", func() []byte { return append(bytes.Clone(v2), k.handshake(t)...) }, ResultProxyHeader, ""},
-		{"untrusted without header", "127.0.0.2", func() []byte { return k.handshake(t) }, ResultOK, ""},
+		{"v1 TCP4", "127.0.0.1", func() []byte { return append(bytes.Clone(v1), k.handshake(t)...) }, ResultOK, "203.0.113.7:40000", "192.0.2.1:4444"},
+		{"v1 TCP6", "127.0.0.1", func() []byte { return append(bytes.Clone(v1v6), k.handshake(t)...) }, ResultOK, "[2001:db8::7]:40001", "[2001:db8::1]:4444"},
+		{"v2 TCP4", "127.0.0.1", func() []byte { return append(bytes.Clone(v2), k.handshake(t)...) }, ResultOK, "198.51.100.20:50123", "192.0.2.1:4444"},
+		{"v2 LOCAL", "127.0.0.1", func() []byte { return append(bytes.Clone(v2local), k.handshake(t)...) }, ResultOK, "", ""},
+		{"v1 UNKNOWN", "127.0.0.1", func() []byte { return append([]byte("PROXY UNKNOWN\r\n"), k.handshake(t)...) }, ResultOK, "", ""},
+		{"trusted without header", "127.0.0.1", func() []byte { return k.handshake(t) }, ResultProxyHeader, "", ""},
+		{"trusted, malformed v1", "127.0.0.1", func() []byte { return []byte("PROXY TCP4 203.0.113.7 192.0.2.1 40000\r\n") }, ResultProxyHeader, "", ""},
+		{"trusted, v1 without CRLF", "127.0.0.1", func() []byte { return bytes.Repeat([]byte("PROXY "), 30) }, ResultProxyHeader, "", ""},
+		{"trusted, bad v2 family", "127.0.0.1", func() []byte { b := bytes.Clone(v2); b[13] = 0x12; return b }, ResultProxyHeader, "", ""},
+		{"trusted, partial header", "127.0.0.1", func() []byte { return v1[:10] }, ResultFirstFrameTimeout, "", ""},
+		{"untrusted with v1", "127.0.0.2", func() []byte { return append(bytes.Clone(v1), k.handshake(t)...) }, ResultProxyHeader, "", ""},
+		{"untrusted with v2", "127.0.0.2", func() []byte { return append(bytes.Clone(v2), k.handshake(t)...) }, ResultProxyHeader, "", ""},
+		{"untrusted without header", "127.0.0.2", func() []byte { return k.handshake(t) }, ResultOK, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -96,6 +97,14 @@ func TestServerProxyProtocol(t *testing.T) {
 			h := ts.disp.handed[ts.disp.count()-1]
 			if len(h.token) == 0 || bytes.Contains(h.readAhead, []byte("PROXY")) {
 				t.Errorf("handoff: %d token bytes, read-ahead %q", len(h.token), h.readAhead)
+			}
+			// The worker gets the header's addresses (zero without them).
+			var wantAddrs Addrs
+			if tt.peer != "" {
+				wantAddrs = Addrs{Client: netip.MustParseAddrPort(tt.peer), Server: netip.MustParseAddrPort(tt.server)}
+			}
+			if h.addrs != wantAddrs {
+				t.Errorf("handed off with addresses %+v, want %+v", h.addrs, wantAddrs)
 			}
 		})
 	}

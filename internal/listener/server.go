@@ -51,10 +51,19 @@ type Dispatcher interface {
 	// Handoff passes the connection's descriptor, the sealed context token
 	// and the client bytes read past the token to a worker, and returns
 	// once the worker has taken the session (or refused it, or ctx ended).
-	// The caller keeps fd open until Handoff returns.
-	Handoff(ctx context.Context, fd int, token, readAhead []byte) (HandoffResult, error)
+	// The caller keeps fd open until Handoff returns. addrs are the
+	// client's addresses from a trusted PROXY header, zero without one.
+	Handoff(ctx context.Context, fd int, token, readAhead []byte, addrs Addrs) (HandoffResult, error)
 	// WaitCapacity blocks while no worker has room for another session.
 	WaitCapacity(ctx context.Context) error
+}
+
+// Addrs are a connection's addresses as a trusted PROXY header names them
+// (ARCHITECTURE.md §6): the client's source and the address it connected
+// to (the balancer's front). Both valid or both zero (no header, or a
+// LOCAL/UNKNOWN one: the socket's own addresses stand).
+type Addrs struct {
+	Client, Server netip.AddrPort
 }
 
 // HandoffResult reports where a connection went.

@@ -65,13 +65,14 @@ type handed struct {
 	sockType  int // SO_TYPE of the descriptor at handoff time
 	token     []byte
 	readAhead []byte
+	addrs     Addrs
 }
 
 func newRecordingDispatcher() *recordingDispatcher {
 	return &recordingDispatcher{changed: make(chan struct{})}
 }
 
-func (d *recordingDispatcher) Handoff(_ context.Context, fd int, token, readAhead []byte) (HandoffResult, error) {
+func (d *recordingDispatcher) Handoff(_ context.Context, fd int, token, readAhead []byte, addrs Addrs) (HandoffResult, error) {
 	if d.onHandoff != nil {
 		d.onHandoff(fd)
 	}
@@ -81,7 +82,7 @@ func (d *recordingDispatcher) Handoff(_ context.Context, fd int, token, readAhea
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.handed = append(d.handed, handed{typ, bytes.Clone(token), bytes.Clone(readAhead)})
+	d.handed = append(d.handed, handed{typ, bytes.Clone(token), bytes.Clone(readAhead), addrs})
 	return HandoffResult{PID: 1, Attempts: 1}, nil
 }
 

@@ -64,7 +64,8 @@ func (w *workerProc) oldestPendingLocked(now time.Time) time.Duration {
 	return d
 }
 
-// Handoff passes the connection fd and the exported context token to the
+// Handoff passes the connection fd, the exported context token and the
+// client's addresses from a trusted PROXY header (if any) to the
 // least-loaded worker and waits for its ACK. The caller keeps fd open until
 // Handoff returns. If the chosen worker dies before answering, the handoff
 // goes to another worker. A worker that does not answer within the ACK
@@ -72,7 +73,7 @@ func (w *workerProc) oldestPendingLocked(now time.Time) time.Duration {
 // another worker only once the killed one has been reaped and its channel
 // read to the end (reap), so two workers never hold one connection.
 // Handoff blocks while every worker is at its session cap, until ctx ends.
-func (p *Pool) Handoff(ctx context.Context, fd int, token, readAhead []byte) (listener.HandoffResult, error) {
+func (p *Pool) Handoff(ctx context.Context, fd int, token, readAhead []byte, addrs listener.Addrs) (listener.HandoffResult, error) {
 	var res listener.HandoffResult
 	for res.Attempts < maxHandoffAttempts {
 		res.Attempts++
@@ -86,7 +87,8 @@ func (p *Pool) Handoff(ctx context.Context, fd int, token, readAhead []byte) (li
 		// A send that fails has queued nothing (SOCK_SEQPACKET), so the
 		// connection may go to another worker at once.
 		sctx, cancel := context.WithTimeout(ctx, channelWriteTimeout)
-		err = w.ch.SendContext(sctx, &handoff.Handoff{ID: id, Token: token, ReadAhead: readAhead, FD: fd})
+		err = w.ch.SendContext(sctx, &handoff.Handoff{ID: id, Token: token, ReadAhead: readAhead, FD: fd,
+			Client: addrs.Client, Server: addrs.Server})
 		cancel()
 		w.reserved.Done()
 		if err != nil {

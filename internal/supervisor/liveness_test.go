@@ -90,7 +90,7 @@ func handoffWithin(t *testing.T, p *Pool, token string, readAhead []byte, ctxTim
 	go func() {
 		defer cancel()
 		defer f.Close()
-		res, err := p.Handoff(ctx, int(f.Fd()), []byte(token), readAhead)
+		res, err := p.Handoff(ctx, int(f.Fd()), []byte(token), readAhead, listener.Addrs{})
 		done <- outcome{res, err}
 	}()
 	select {

@@ -116,7 +116,7 @@ func handoffOne(t *testing.T, p *Pool, token string) listener.HandoffResult {
 	defer f.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	res, err := p.Handoff(ctx, int(f.Fd()), []byte(token), nil)
+	res, err := p.Handoff(ctx, int(f.Fd()), []byte(token), nil, listener.Addrs{})
 	if err != nil {
 		t.Fatalf("Handoff: %v", err)
 	}

@@ -156,7 +156,7 @@ func TestPoolResendsWhenWorkerDiesBeforeAck(t *testing.T) {
 		s := newSession(t, k, seal)
 		ch := make(chan outcome, 1)
 		go func() {
-			res, err := p.Handoff(ctx, int(s.server.Fd()), s.token, nil)
+			res, err := p.Handoff(ctx, int(s.server.Fd()), s.token, nil, listener.Addrs{})
 			ch <- outcome{res, err}
 		}()
 		select {

@@ -3,6 +3,7 @@ package worker
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"time"
 
@@ -111,4 +112,42 @@ func (c *sockConn) addr(get func(int) (unix.Sockaddr, error)) net.Addr {
 		return &net.UnixAddr{Name: sa.Name, Net: "unix"}
 	}
 	return &net.TCPAddr{}
+}
+
+// proxiedConn is a session connection whose addresses come from the
+// acceptor's trusted PROXY header (handoff.Handoff Client and Server),
+// not from the socket, whose peer is the load balancer. Everything that
+// reports the client's address (the exec backend's GSS_CLIENT_ADDR, the
+// proxy backend's PROXY header) asks RemoteAddr.
+type proxiedConn struct {
+	net.Conn
+	remote, local *net.TCPAddr
+}
+
+// withAddrs returns c with the handed-off addresses, or c itself when the
+// handoff carried none.
+func withAddrs(c net.Conn, client, server netip.AddrPort) net.Conn {
+	if !client.IsValid() || !server.IsValid() {
+		return c
+	}
+	return &proxiedConn{Conn: c, remote: net.TCPAddrFromAddrPort(unmapPort(client)), local: net.TCPAddrFromAddrPort(unmapPort(server))}
+}
+
+func unmapPort(a netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+}
+
+// RemoteAddr implements net.Conn: the client's address.
+func (c *proxiedConn) RemoteAddr() net.Addr { return c.remote }
+
+// LocalAddr implements net.Conn: the address the client connected to.
+func (c *proxiedConn) LocalAddr() net.Addr { return c.local }
+
+// CloseWrite passes the half-close to the underlying connection.
+func (c *proxiedConn) CloseWrite() error {
+	cw, ok := c.Conn.(interface{ CloseWrite() error })
+	if !ok {
+		return fmt.Errorf("worker: %T cannot half-close", c.Conn)
+	}
+	return cw.CloseWrite()
 }

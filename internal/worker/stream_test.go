@@ -72,11 +72,25 @@ func identityBackend(t *testing.T, ln net.Listener) <-chan *proxyproto.Header {
 // client's stream and the channel Serve's result arrives on.
 func serveStream(t *testing.T, svc Service) (*stream.Conn, <-chan error) {
 	t.Helper()
-	return serveStreamWith(t, svc, func(*Session) {})
+	return serveStreamFull(t, svc, nil, nil)
 }
 
 // serveStreamWith is serveStream that first gives the session to seen.
 func serveStreamWith(t *testing.T, svc Service, seen func(*Session)) (*stream.Conn, <-chan error) {
+	t.Helper()
+	return serveStreamFull(t, svc, nil, seen)
+}
+
+// serveStreamConn is serveStream with the server's connection passed
+// through wrap.
+func serveStreamConn(t *testing.T, svc Service, wrap func(net.Conn) net.Conn) (*stream.Conn, <-chan error) {
+	t.Helper()
+	return serveStreamFull(t, svc, wrap, nil)
+}
+
+// serveStreamFull is serveStream with the server's connection passed
+// through wrap and the session given to seen (either may be nil).
+func serveStreamFull(t *testing.T, svc Service, wrap func(net.Conn) net.Conn, seen func(*Session)) (*stream.Conn, <-chan error) {
 	t.Helper()
 	f := gsstest.New(t, 18)
 	ictx, actx := f.Establish(t, f.Acceptor(t, gss.AcceptorConfig{}), gss.FlagMutual|gss.FlagReplay|gss.FlagSequence)
@@ -94,8 +108,13 @@ func serveStreamWith(t *testing.T, svc Service, seen func(*Session)) (*stream.Co
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cc.Close(); sc.Close() })
+	if wrap != nil {
+		sc = wrap(sc)
+	}
 	s := &Session{ID: 1, Context: actx, Conn: sc, Reader: wire.NewReader(sc, readBufferSize), Log: zap.NewNop(), IdleTimeout: 10 * time.Second}
-	seen(s)
+	if seen != nil {
+		seen(s)
+	}
 	done := make(chan error, 1)
 	go func() { done <- svc.Serve(context.Background(), s) }()
 	client, err := stream.New(cc, nil, ictx, stream.Config{})

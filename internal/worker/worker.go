@@ -177,6 +177,7 @@ func (w *Worker) handle(ctx context.Context, h *handoff.Handoff) {
 		w.send(&handoff.Ack{ID: h.ID, Status: uint32(gss.StatusFailure), Load: uint32(w.active.Load())})
 		return
 	}
+	conn = withAddrs(conn, h.Client, h.Server)
 	w.active.Add(1)
 	w.sessions.Add(1)
 	w.track(h.ID, conn)

@@ -9,11 +9,13 @@
 // fsync, rename). While serving, an Insert that is fresh in memory appends
 // its record with one write(2) on an O_APPEND descriptor before it returns:
 // once the handshake is accepted the record is in the kernel, so a SIGKILL
-// or a panic of the process loses nothing. There is no fsync per insert
-// (a power loss or kernel crash may lose the last seconds of entries:
-// after such an outage every client's clock skew window has usually
-// passed anyway; Options.Sync makes each insert fsync for those who want
-// it, at a few ms per handshake on most disks). The file is compacted the
+// or a panic of the process loses nothing. What a power loss or kernel
+// crash may lose depends on Options.Fsync: FsyncAlways fsyncs before each
+// fresh Insert returns (nothing is lost; one disk flush per handshake),
+// FsyncInterval fsyncs in the background every FsyncInterval when records
+// were appended since the last one (at most that much is lost), FsyncNever
+// leaves it to the kernel's writeback (about 30 s on Linux). Close fsyncs.
+// The file is compacted the
 // same way as at Open when it holds more than twice the live entries and
 // at least CompactMin records (2.5 MiB).
 //
@@ -25,11 +27,13 @@ package filestore
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -42,12 +46,60 @@ const recordSize = 32 + 8
 // CompactMin is the least number of records before a compaction.
 const CompactMin = 1 << 16
 
+// Fsync is when appended records are flushed to the disk.
+type Fsync int
+
+const (
+	// FsyncNever leaves appended records to the kernel's writeback.
+	FsyncNever Fsync = iota
+	// FsyncInterval fsyncs every Options.FsyncInterval, in the
+	// background, when records were appended since the last fsync.
+	FsyncInterval
+	// FsyncAlways fsyncs after each appended record, before Insert
+	// returns.
+	FsyncAlways
+)
+
+// DefaultFsyncInterval is FsyncInterval's period when Options.FsyncInterval
+// is 0.
+const DefaultFsyncInterval = time.Second
+
+// ParseFsync reads the replay_cache_fsync value: "never", "interval" or
+// "always".
+func ParseFsync(s string) (Fsync, error) {
+	switch s {
+	case "never":
+		return FsyncNever, nil
+	case "interval":
+		return FsyncInterval, nil
+	case "always":
+		return FsyncAlways, nil
+	}
+	return FsyncNever, fmt.Errorf("replay cache fsync policy %q: want never, interval or always", s)
+}
+
+// String is the policy's configuration spelling.
+func (f Fsync) String() string {
+	switch f {
+	case FsyncInterval:
+		return "interval"
+	case FsyncAlways:
+		return "always"
+	}
+	return "never"
+}
+
 // Options configures Open.
 type Options struct {
 	// MaxEntries bounds the live entries, as gss.NewReplayCache.
 	MaxEntries int
-	// Sync fsyncs the file after every appended record.
-	Sync bool
+	// Fsync is when appended records reach the disk (default FsyncNever).
+	Fsync Fsync
+	// FsyncInterval is FsyncInterval's period. 0: DefaultFsyncInterval.
+	FsyncInterval time.Duration
+	// OnSyncError, when set, is called when a background fsync
+	// (FsyncInterval) fails; the next interval tries again.
+	OnSyncError func(error)
 	// Now is the clock used at Open to drop expired records. nil: time.Now.
 	Now func() time.Time
 }
@@ -61,7 +113,14 @@ type Store struct {
 	mem     *gss.ReplayCache
 	live    map[gss.ReplayKey]int64 // what the file must keep: key → expiry
 	f       *os.File
-	records int // records in the file
+	records int  // records in the file
+	dirty   bool // records appended since the last fsync
+	closed  bool
+
+	syncs    atomic.Int64 // fsyncs of appended records done
+	stopOnce sync.Once
+	stop     chan struct{} // closed by Close: ends the FsyncInterval loop
+	syncDone chan struct{} // closed when that loop has returned
 }
 
 var _ gss.ReplayStore = (*Store)(nil)
@@ -104,17 +163,94 @@ func Open(path string, o Options) (*Store, error) {
 		s.f.Close()
 		return nil, err
 	}
+	if o.Fsync == FsyncInterval {
+		if o.FsyncInterval <= 0 {
+			s.opts.FsyncInterval = DefaultFsyncInterval
+		}
+		s.stop, s.syncDone = make(chan struct{}), make(chan struct{})
+		go s.syncLoop()
+	}
 	return s, nil
 }
+
+// syncLoop fsyncs the file every FsyncInterval when records were appended
+// since the last fsync, until Close.
+func (s *Store) syncLoop() {
+	defer close(s.syncDone)
+	t := time.NewTicker(s.opts.FsyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		if err := s.syncIfDirty(); err != nil && s.opts.OnSyncError != nil {
+			s.opts.OnSyncError(err)
+		}
+	}
+}
+
+// syncIfDirty fsyncs the file if records were appended since the last
+// fsync. The lock is held only to look: inserts go on during the fsync
+// (what they append after the look waits for the next round).
+func (s *Store) syncIfDirty() error {
+	s.mu.Lock()
+	f, dirty := s.f, s.dirty
+	s.dirty = false
+	s.mu.Unlock()
+	if !dirty {
+		return nil
+	}
+	if err := f.Sync(); err != nil {
+		if errors.Is(err, os.ErrClosed) {
+			// Compaction replaced the file (it fsyncs the new one),
+			// or Close ran (it fsyncs before closing).
+			return nil
+		}
+		s.mu.Lock()
+		s.dirty = true
+		s.mu.Unlock()
+		return fmt.Errorf("syncing replay cache file %s: %w", s.path, err)
+	}
+	s.syncs.Add(1)
+	return nil
+}
+
+// Syncs returns how many fsyncs of appended records the store has done
+// (compactions not counted).
+func (s *Store) Syncs() int64 { return s.syncs.Load() }
 
 // Len returns the entries in the memory cache.
 func (s *Store) Len() int { return s.mem.Len() }
 
-// Close closes the file (and releases its lock).
+// Close stops the background fsync, fsyncs records appended since the
+// last fsync and closes the file (releasing its lock). It is idempotent.
 func (s *Store) Close() error {
+	if s.stop != nil {
+		s.stopOnce.Do(func() { close(s.stop) })
+		<-s.syncDone
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.f.Close()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	var serr error
+	if s.dirty {
+		if serr = s.f.Sync(); serr == nil {
+			s.syncs.Add(1)
+			s.dirty = false
+		}
+	}
+	if err := s.f.Close(); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("syncing replay cache file %s: %w", s.path, serr)
+	}
+	return nil
 }
 
 // Insert implements gss.ReplayStore: the memory cache decides, and a fresh
@@ -134,10 +270,13 @@ func (s *Store) Insert(ctx context.Context, key gss.ReplayKey, now, expiry time.
 	if _, err := s.f.Write(rec[:]); err != nil {
 		return false, fmt.Errorf("appending to replay cache file %s: %w", s.path, err)
 	}
-	if s.opts.Sync {
+	if s.opts.Fsync == FsyncAlways {
 		if err := s.f.Sync(); err != nil {
 			return false, fmt.Errorf("syncing replay cache file %s: %w", s.path, err)
 		}
+		s.syncs.Add(1)
+	} else {
+		s.dirty = true
 	}
 	s.records++
 	s.live[key] = expiry.UnixNano()
@@ -215,5 +354,6 @@ func (s *Store) compactLocked(now time.Time) error {
 	}
 	s.f = nf
 	s.records = len(s.live)
+	s.dirty = false // the rewrite was fsynced
 	return nil
 }

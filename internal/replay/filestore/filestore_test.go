@@ -9,8 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/gss-acceptor/gss-acceptor/internal/gss"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func key(i int) gss.ReplayKey {
 	var k gss.ReplayKey
@@ -184,18 +188,106 @@ func TestWriteFailure(t *testing.T) {
 	}
 }
 
-// BenchmarkInsert: one fresh insertion, its record appended (no fsync).
-func BenchmarkInsert(b *testing.B) {
-	s, err := Open(filepath.Join(b.TempDir(), "rcache"), Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
+// TestFsyncPolicies: always fsyncs once per fresh insertion before it
+// returns (none for a replay); never does not fsync until Close; interval
+// fsyncs in the background only after appends, and not when idle; Close
+// fsyncs what is left and stops the background loop (goleak in TestMain
+// would see it otherwise).
+func TestFsyncPolicies(t *testing.T) {
 	now := time.Now()
-	b.ResetTimer()
-	for i := range b.N {
-		if _, err := s.Insert(context.Background(), key(i), now, now.Add(time.Minute)); err != nil {
-			b.Fatal(err)
+	exp := now.Add(time.Minute)
+	dir := t.TempDir()
+
+	s := open(t, filepath.Join(dir, "always"), Options{Fsync: FsyncAlways})
+	for i := range 5 {
+		insert(t, s, key(i), now, exp)
+		if got := s.Syncs(); got != int64(i+1) {
+			t.Fatalf("always: %d fsyncs after %d insertions", got, i+1)
 		}
+	}
+	insert(t, s, key(0), now, exp) // a replay: nothing appended
+	if got := s.Syncs(); got != 5 {
+		t.Errorf("always: %d fsyncs after a replay, want 5", got)
+	}
+
+	s = open(t, filepath.Join(dir, "never"), Options{Fsync: FsyncNever})
+	for i := range 5 {
+		insert(t, s, key(i), now, exp)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if got := s.Syncs(); got != 0 {
+		t.Errorf("never: %d fsyncs before Close", got)
+	}
+	if err := s.Close(); err != nil || s.Syncs() != 1 {
+		t.Errorf("never: Close = %v with %d fsyncs, want one", err, s.Syncs())
+	}
+
+	s = open(t, filepath.Join(dir, "interval"), Options{Fsync: FsyncInterval, FsyncInterval: 10 * time.Millisecond})
+	time.Sleep(50 * time.Millisecond)
+	if got := s.Syncs(); got != 0 {
+		t.Errorf("interval: %d fsyncs with nothing appended", got)
+	}
+	insert(t, s, key(1), now, exp)
+	insert(t, s, key(2), now, exp)
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Syncs() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	n := s.Syncs()
+	if n == 0 {
+		t.Fatal("interval: no fsync within 5 s of an insertion")
+	}
+	time.Sleep(50 * time.Millisecond) // five idle intervals
+	if got := s.Syncs(); got != n {
+		t.Errorf("interval: %d fsyncs while idle, after %d", got-n, n)
+	}
+	insert(t, s, key(3), now, exp)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Syncs(); got < n+1 {
+		t.Errorf("interval: Close left an appended record unsynced (%d fsyncs, had %d)", got, n)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	// What was appended is there at the next open.
+	s = open(t, filepath.Join(dir, "interval"), Options{Fsync: FsyncInterval})
+	for i := 1; i <= 3; i++ {
+		if insert(t, s, key(i), now, exp) {
+			t.Errorf("interval: key %d fresh after reopen", i)
+		}
+	}
+}
+
+func TestParseFsync(t *testing.T) {
+	for _, p := range []Fsync{FsyncNever, FsyncInterval, FsyncAlways} {
+		if got, err := ParseFsync(p.String()); err != nil || got != p {
+			t.Errorf("ParseFsync(%q) = %v, %v", p.String(), got, err)
+		}
+	}
+	if _, err := ParseFsync("sometimes"); err == nil {
+		t.Error("ParseFsync accepted sometimes")
+	}
+}
+
+// BenchmarkInsert: one fresh insertion, its record appended, under each
+// fsync policy (interval at its default period).
+func BenchmarkInsert(b *testing.B) {
+	for _, p := range []Fsync{FsyncNever, FsyncInterval, FsyncAlways} {
+		b.Run(p.String(), func(b *testing.B) {
+			s, err := Open(filepath.Join(b.TempDir(), "rcache"), Options{Fsync: p})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			now := time.Now()
+			b.ResetTimer()
+			for i := range b.N {
+				if _, err := s.Insert(context.Background(), key(i), now, now.Add(time.Minute)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -32,11 +32,20 @@ type redisServer struct {
 	port int
 	dir  string
 	cmd  *exec.Cmd
+	args []string // more redis-server arguments (TLS files, requirepass)
+	tls  bool     // port is a TLS port, and there is no plain one
 }
 
 // startRedis starts redis-server on a free loopback port with no
 // persistence, or skips (fails under CI) when it is not installed.
 func startRedis(t testing.TB) *redisServer {
+	t.Helper()
+	return startRedisWith(t, false)
+}
+
+// startRedisWith is startRedis with only a TLS port when tls is set, and
+// more redis-server arguments.
+func startRedisWith(t testing.TB, tls bool, args ...string) *redisServer {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -52,7 +61,7 @@ func startRedis(t testing.TB) *redisServer {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	r := &redisServer{t: t, bin: bin, port: port, dir: t.TempDir()}
+	r := &redisServer{t: t, bin: bin, port: port, dir: t.TempDir(), args: args, tls: tls}
 	r.start()
 	t.Cleanup(r.stop)
 	return r
@@ -63,8 +72,12 @@ func (r *redisServer) url() string  { return "redis://" + r.addr() + "/0" }
 
 func (r *redisServer) start() {
 	r.t.Helper()
-	r.cmd = exec.Command(r.bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", r.dir, "--protected-mode", "yes")
+	ports := []string{"--port", strconv.Itoa(r.port)}
+	if r.tls {
+		ports = []string{"--port", "0", "--tls-port", strconv.Itoa(r.port)}
+	}
+	r.cmd = exec.Command(r.bin, append(append(ports, "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", r.dir, "--protected-mode", "yes"), r.args...)...)
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatal(err)
 	}
@@ -373,6 +386,63 @@ func TestInsertLatency(t *testing.T) {
 	}
 }
 
+// TestBatchedConcurrent: through one store, 64 goroutines inserting
+// distinct keys all at once (so pipelines carry many) are each fresh once,
+// then replays; 16 inserting the same key at once get exactly one fresh,
+// also when it is several times in one pipeline. After Close, Insert fails
+// at once.
+func TestBatchedConcurrent(t *testing.T) {
+	r := startRedis(t)
+	for _, pipelines := range []int{1, DefaultPipelines, 0} {
+		t.Run(fmt.Sprintf("pipelines=%d", pipelines), func(t *testing.T) {
+			s := newStore(t, Options{URL: r.url(), Pipelines: pipelines, Timeout: 5 * time.Second,
+				KeyPrefix: fmt.Sprintf("batch%d:", pipelines)})
+			now := time.Now()
+			for round, want := range []bool{true, false} {
+				var wg sync.WaitGroup
+				for g := range 64 {
+					wg.Go(func() {
+						fresh, err := s.Insert(t.Context(), key(byte(g)), now, now.Add(time.Minute))
+						if err != nil || fresh != want {
+							t.Errorf("round %d key %d: fresh %v err %v, want %v", round, g, fresh, err, want)
+						}
+					})
+				}
+				wg.Wait()
+			}
+			for k := range 20 {
+				var fresh atomic.Int32
+				var wg sync.WaitGroup
+				for range 16 {
+					wg.Go(func() {
+						f, err := s.Insert(t.Context(), key(byte(100+k)), now, now.Add(time.Minute))
+						if err != nil {
+							t.Error(err)
+						}
+						if f {
+							fresh.Add(1)
+						}
+					})
+				}
+				wg.Wait()
+				if fresh.Load() != 1 {
+					t.Fatalf("key %d: %d of 16 concurrent insertions fresh, want 1", k, fresh.Load())
+				}
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			if _, err := s.Insert(t.Context(), key(200), now, now.Add(time.Minute)); err == nil {
+				t.Error("Insert after Close succeeded")
+			}
+			if d := time.Since(start); d > time.Second {
+				t.Errorf("Insert after Close took %v", d)
+			}
+		})
+	}
+}
+
 // BenchmarkAccept: a whole Kerberos Accept (decrypt, checks, replay
 // store, AP-REP) with the memory cache and with Redis on loopback, 16
 // goroutines, tokens made beforehand. Compare ns/op (wall per handshake
@@ -386,6 +456,7 @@ func BenchmarkAccept(b *testing.B) {
 	}{
 		{"memory", func() gss.ReplayStore { return gss.NewReplayCache(0) }},
 		{"redis", func() gss.ReplayStore { return newStore(b, Options{URL: r.url()}) }},
+		{"redis-pipelined", func() gss.ReplayStore { return newStore(b, Options{URL: r.url(), Pipelines: DefaultPipelines}) }},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			acc := f.Acceptor(b, gss.AcceptorConfig{ReplayCache: tc.store()})
