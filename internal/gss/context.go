@@ -41,9 +41,10 @@ type Context struct {
 
 	mu sync.Mutex
 	// Guarded by mu.
-	sendSeq uint64   // next SND_SEQ to put in a Wrap or MIC token
-	recv    seqState // receive window for the peer's tokens
-	err     error    // sticky: once set (export, delete), every call returns it
+	sendSeq uint64             // next SND_SEQ to put in a Wrap or MIC token
+	recv    seqState           // receive window for the peer's tokens
+	err     error              // sticky: once set (export, delete), every call returns it
+	h0      [cfxHeaderLen]byte // Unwrap's scratch header copy (a local would escape to the heap)
 }
 
 // contextParams is everything needed to build a Context; the acceptor, the

@@ -33,39 +33,71 @@ func putWrapHeader(h []byte, flags byte, ec, rrc uint16, seq uint64) {
 // 0. Both kinds use the SEAL key usage, 22 from the acceptor and 24 from
 // the initiator (RFC 4121 §2).
 func (c *Context) Wrap(msg []byte, conf bool) ([]byte, error) {
+	return c.AppendWrap(nil, conf, msg)
+}
+
+// AppendWrap appends the Wrap token of the concatenation of parts to dst
+// and returns the extended slice: the token Wrap makes of that message,
+// built in place (dst grows at most once, and the parts are copied once, into
+// the token). On error dst is returned unchanged. The stream data path uses
+// it to wrap a record's type byte and payload straight into its frame buffer.
+func (c *Context) AppendWrap(dst []byte, conf bool, parts ...[]byte) ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.readyLocked(); err != nil {
-		return nil, err
+		return dst, err
 	}
 	k := &c.keys
 	u := k.send.seal
 	seq := c.sendSeq
-	var out []byte
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	start := len(dst)
+	out := dst
 	if conf {
 		flags := k.sendFlags | tokFlagSealed
-		ctLen := krb5crypto.CiphertextLen(u.Etype(), len(msg)+cfxHeaderLen)
-		out = make([]byte, cfxHeaderLen, cfxHeaderLen+ctLen)
-		putWrapHeader(out, flags, 0, 0, seq)
+		ctLen := krb5crypto.CiphertextLen(u.Etype(), n+cfxHeaderLen)
+		out = grow(dst, cfxHeaderLen+ctLen)[:start+cfxHeaderLen]
+		hdr := out[start:]
+		putWrapHeader(hdr, flags, 0, 0, seq)
 		// Encrypt(payload || header copy); with RRC = 0 and EC = 0 the
 		// copy is the header itself (RFC 4121 §4.2.4).
+		var ps [4][]byte
+		all := append(append(ps[:0], parts...), hdr)
 		var err error
-		out, err = u.Encrypt(out, k.confRand, msg, out[:cfxHeaderLen])
+		out, err = u.Encrypt(out, k.confRand, all...)
 		if err != nil {
-			return nil, newError(StatusFailure, MinorNone, "encrypting wrap token", err)
+			return dst, newError(StatusFailure, MinorNone, "encrypting wrap token", err)
 		}
 	} else {
 		h := u.ChecksumSize()
-		out = make([]byte, cfxHeaderLen+len(msg), cfxHeaderLen+len(msg)+h)
+		out = grow(dst, cfxHeaderLen+n+h)[:start+cfxHeaderLen+n]
 		// The checksum covers payload || header with EC = RRC = 0 (RFC
 		// 4121 §4.2.4); EC is set to the checksum length afterwards.
-		putWrapHeader(out, k.sendFlags, 0, 0, seq)
-		copy(out[cfxHeaderLen:], msg)
-		out = u.Checksum(out, out[cfxHeaderLen:], out[:cfxHeaderLen])
-		binary.BigEndian.PutUint16(out[4:6], uint16(h))
+		hdr := out[start : start+cfxHeaderLen]
+		putWrapHeader(hdr, k.sendFlags, 0, 0, seq)
+		off := start + cfxHeaderLen
+		for _, p := range parts {
+			off += copy(out[off:], p)
+		}
+		out = u.Checksum(out, out[start+cfxHeaderLen:], hdr)
+		binary.BigEndian.PutUint16(out[start+4:start+6], uint16(h))
 	}
 	c.sendSeq++
 	return out, nil
+}
+
+// grow returns b with room for n more bytes beyond its length (its length
+// unchanged), reallocating at most once.
+func grow(b []byte, n int) []byte {
+	if cap(b)-len(b) >= n {
+		return b
+	}
+	nb := make([]byte, len(b), len(b)+n)
+	copy(nb, b)
+	return nb
 }
 
 // Unwrap verifies and opens a Wrap token from the peer (gss_unwrap),
@@ -85,31 +117,41 @@ func (c *Context) Wrap(msg []byte, conf bool) ([]byte, error) {
 // message, conf and an *Error whose Major is that supplementary bit, as MIT
 // returns the output with a supplementary status; the caller decides.
 func (c *Context) Unwrap(token []byte) (msg []byte, conf bool, err error) {
+	return c.AppendUnwrap(nil, token)
+}
+
+// AppendUnwrap is Unwrap appending the message to dst: it returns dst
+// extended by the message (on failure, dst unchanged and nothing of the
+// message left beyond its length), conf, and Unwrap's error. dst must not
+// overlap token. The message never aliases token, so a caller may reuse
+// the token's buffer, and the stream data path reuses one plaintext buffer
+// for every record.
+func (c *Context) AppendUnwrap(dst, token []byte) (out []byte, conf bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.readyLocked(); err != nil {
-		return nil, false, err
+		return dst, false, err
 	}
 	if len(token) < cfxHeaderLen {
-		return nil, false, newError(StatusDefectiveToken, MinorBadLength, "wrap token shorter than its header", nil)
+		return dst, false, newError(StatusDefectiveToken, MinorBadLength, "wrap token shorter than its header", nil)
 	}
 	hdr := token[:cfxHeaderLen]
 	if hdr[0] != tokIDWrap0 || hdr[1] != tokIDWrap1 {
-		return nil, false, newError(StatusDefectiveToken, MinorWrongTokenID, "not a wrap token", nil)
+		return dst, false, newError(StatusDefectiveToken, MinorWrongTokenID, "not a wrap token", nil)
 	}
 	if hdr[3] != 0xff {
-		return nil, false, newError(StatusDefectiveToken, MinorBadFiller, "wrap token filler is not 0xff", nil)
+		return dst, false, newError(StatusDefectiveToken, MinorBadFiller, "wrap token filler is not 0xff", nil)
 	}
 	flags := hdr[2]
 	if err := c.checkDirectionLocked(flags); err != nil {
-		return nil, false, err
+		return dst, false, err
 	}
 	ec := int(binary.BigEndian.Uint16(hdr[4:6]))
 	rrc := int(binary.BigEndian.Uint16(hdr[6:8]))
 	seq := binary.BigEndian.Uint64(hdr[8:16])
 	keys, err := c.recvKeysLocked(flags)
 	if err != nil {
-		return nil, false, err
+		return dst, false, err
 	}
 	u := keys.seal
 
@@ -127,63 +169,67 @@ func (c *Context) Unwrap(token []byte) (msg []byte, conf bool, err error) {
 
 	if flags&tokFlagSealed != 0 {
 		conf = true
-		msg, err = unwrapSealed(u, hdr, body, ec)
+		out, err = unwrapSealed(dst, u, hdr, body, ec)
 	} else {
-		msg, err = unwrapIntegrity(u, hdr, body, ec)
+		out, err = unwrapIntegrity(dst, u, hdr, body, ec, &c.h0)
 	}
 	if err != nil {
-		return nil, false, err
+		return dst, false, err
 	}
 	if s := c.recv.check(seq); s != StatusComplete {
-		return msg, conf, seqError(s)
+		return out, conf, seqError(s)
 	}
-	return msg, conf, nil
+	return out, conf, nil
 }
 
-// unwrapSealed decrypts a sealed Wrap body and checks the header copy.
-func unwrapSealed(u *krb5crypto.Usage, hdr, body []byte, ec int) ([]byte, error) {
+// unwrapSealed decrypts a sealed Wrap body, checks the header copy and
+// appends the message to dst.
+func unwrapSealed(dst []byte, u *krb5crypto.Usage, hdr, body []byte, ec int) ([]byte, error) {
 	h := u.ChecksumSize()
 	// Lengths before crypto: confounder, at least the 16-byte header copy
 	// plus EC filler bytes (CVE-2024-37371), and the MAC.
 	if len(body) < krb5crypto.ConfounderSize+cfxHeaderLen+ec+h {
-		return nil, newError(StatusDefectiveToken, MinorBadLength, "sealed wrap token too short for its EC", nil)
+		return dst, newError(StatusDefectiveToken, MinorBadLength, "sealed wrap token too short for its EC", nil)
 	}
-	pt, err := u.Decrypt(make([]byte, 0, len(body)-krb5crypto.ConfounderSize-h), body)
+	start := len(dst)
+	out, err := u.Decrypt(grow(dst, len(body)-krb5crypto.ConfounderSize-h), body)
 	if err != nil {
 		if errors.Is(err, krb5crypto.ErrShort) {
-			return nil, newError(StatusDefectiveToken, MinorBadLength, "sealed wrap token too short", err)
+			return dst, newError(StatusDefectiveToken, MinorBadLength, "sealed wrap token too short", err)
 		}
-		return nil, newError(StatusBadSig, MinorNone, "wrap token does not verify", err)
+		return dst, newError(StatusBadSig, MinorNone, "wrap token does not verify", err)
 	}
+	pt := out[start:]
 	// The copy has RRC 0 by definition; MIT compares everything else,
 	// including EC since the CVE-2024-37370 fix.
 	alt := pt[len(pt)-cfxHeaderLen:]
 	if alt[0] != hdr[0] || alt[1] != hdr[1] || alt[2] != hdr[2] || alt[3] != hdr[3] ||
 		alt[4] != hdr[4] || alt[5] != hdr[5] || [8]byte(alt[8:16]) != [8]byte(hdr[8:16]) {
 		clear(pt)
-		return nil, newError(StatusDefectiveToken, MinorNone, "encrypted header copy does not match the wrap token header", nil)
+		return dst, newError(StatusDefectiveToken, MinorNone, "encrypted header copy does not match the wrap token header", nil)
 	}
-	return pt[:len(pt)-cfxHeaderLen-ec], nil
+	// The header copy and EC filler stay beyond the returned length, as
+	// plaintext bytes of no value; they are overwritten by the next use.
+	return out[:len(out)-cfxHeaderLen-ec], nil
 }
 
 // unwrapIntegrity verifies an integrity-only Wrap body: payload ||
 // checksum, with EC the checksum length.
-func unwrapIntegrity(u *krb5crypto.Usage, hdr, body []byte, ec int) ([]byte, error) {
+func unwrapIntegrity(dst []byte, u *krb5crypto.Usage, hdr, body []byte, ec int, h0 *[cfxHeaderLen]byte) ([]byte, error) {
 	if ec > len(body) {
-		return nil, newError(StatusDefectiveToken, MinorBadLength, "wrap token EC exceeds its body", nil)
+		return dst, newError(StatusDefectiveToken, MinorBadLength, "wrap token EC exceeds its body", nil)
 	}
 	if ec != u.ChecksumSize() {
-		return nil, newError(StatusBadSig, MinorBadLength, "wrap token EC is not the checksum length", nil)
+		return dst, newError(StatusBadSig, MinorBadLength, "wrap token EC is not the checksum length", nil)
 	}
 	payload, sum := body[:len(body)-ec], body[len(body)-ec:]
-	var h0 [cfxHeaderLen]byte
 	copy(h0[:], hdr)
 	h0[4], h0[5], h0[6], h0[7] = 0, 0, 0, 0 // checksummed with EC = RRC = 0
 	if !u.VerifyChecksum(sum, payload, h0[:]) {
-		return nil, newError(StatusBadSig, MinorNone, "wrap token checksum does not verify", nil)
+		return dst, newError(StatusBadSig, MinorNone, "wrap token checksum does not verify", nil)
 	}
 	// Copy: the caller may reuse the token buffer.
-	return append([]byte(nil), payload...), nil
+	return append(dst, payload...), nil
 }
 
 // checkDirectionLocked rejects a token whose SentByAcceptor flag says it

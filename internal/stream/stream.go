@@ -114,17 +114,19 @@ type Conn struct {
 	cfg Config
 
 	rmu     sync.Mutex
-	pending []byte // unread DATA payload
+	pending []byte // unread DATA payload, in rbuf
+	rbuf    []byte // plaintext buffer of the last record
 	rerr    error  // sticky: io.EOF after the peer's EOF, else the failure
 	eofIn   bool
 	haveSeq bool
 	lastSeq uint64
 
-	wmu    sync.Mutex
-	eofOut bool   // EOF or ERROR sent
-	werr   error  // sticky write failure
-	pt     []byte // plaintext buffer: type byte + one chunk
-	frame  []byte // frame buffer
+	wmu     sync.Mutex
+	eofOut  bool    // EOF or ERROR sent
+	werr    error   // sticky write failure
+	typ     [1]byte // the record type, the token's first plaintext part
+	frame   []byte  // frame buffer: sealed records waiting for one write
+	batched int     // records in frame
 
 	recordsIn, recordsOut atomic.Int64
 	bytesIn, bytesOut     atomic.Int64 // record frames as on the wire, headers included
@@ -174,7 +176,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 
 // readRecord reads one record; DATA lands in pending.
 func (c *Conn) readRecord() error {
-	f, err := c.r.ReadFrame(MaxRecordBody)
+	f, err := c.r.NextFrame(MaxRecordBody)
 	if err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return ErrTruncated
@@ -213,7 +215,12 @@ func (c *Conn) open(f wire.Frame) (typ byte, payload []byte, err error) {
 	default:
 		return 0, nil, &ProtocolError{Msg: fmt.Sprintf("record flags %#02x, want %#02x", f.Flags, FlagsSealed)}
 	}
-	pt, conf, err := c.ctx.Unwrap(f.Body)
+	// f.Body is only valid until the next frame; the plaintext goes to
+	// c.rbuf, which is reused once pending (a slice of it) is consumed.
+	pt, conf, err := c.ctx.AppendUnwrap(c.rbuf[:0], f.Body)
+	if cap(pt) > cap(c.rbuf) {
+		c.rbuf = pt[:0]
+	}
 	if err != nil {
 		return 0, nil, fmt.Errorf("stream: unwrap: %w", err)
 	}
@@ -259,8 +266,9 @@ func ParseRecord(pt []byte) (typ byte, payload []byte, err error) {
 	return typ, payload, nil
 }
 
-// Write sends p as DATA records of at most MaxChunk bytes each, one write
-// per record.
+// Write sends p as DATA records of at most MaxChunk bytes each, up to
+// writeBatch records per write to the connection. A write error leaves the
+// count at the records written before the failed batch.
 func (c *Conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -270,17 +278,29 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if c.eofOut {
 		return 0, ErrClosedWrite
 	}
-	n := 0
+	n, batched := 0, 0
 	for len(p) > 0 {
 		k := min(len(p), MaxChunk)
-		if err := c.send(TypeData, p[:k]); err != nil {
+		if err := c.appendRecord(TypeData, p[:k]); err != nil {
 			return n, err
 		}
-		n += k
+		batched += k
 		p = p[k:]
+		if c.batched == writeBatch || len(p) == 0 {
+			if err := c.flush(); err != nil {
+				return n, err
+			}
+			n, batched = n+batched, 0
+		}
 	}
 	return n, nil
 }
+
+// writeBatch is how many records Write seals before one write to the
+// connection: a 64 KiB write is one system call, not four, and the frame
+// buffer stays bounded (writeBatch frames of at most HeaderSize +
+// MaxRecordBody bytes).
+const writeBatch = 4
 
 // CloseWrite sends the EOF record: the end of the stream in this
 // direction. Reading goes on until the peer's EOF.
@@ -330,25 +350,45 @@ func truncateReason(reason string) string {
 
 // send wraps and writes one record; c.wmu is held.
 func (c *Conn) send(typ byte, payload []byte) error {
-	c.pt = append(c.pt[:0], typ)
-	c.pt = append(c.pt, payload...)
-	tok, err := c.ctx.Wrap(c.pt, !c.cfg.IntegrityOnly)
-	clear(c.pt)
-	if err != nil {
-		c.werr = fmt.Errorf("stream: wrap: %w", err)
-		return c.werr
+	if err := c.appendRecord(typ, payload); err != nil {
+		return err
 	}
+	return c.flush()
+}
+
+// appendRecord seals one record straight into c.frame, after the frames
+// already there: the payload is copied once, into the token, and
+// encrypted in place. c.wmu is held.
+func (c *Conn) appendRecord(typ byte, payload []byte) error {
 	flags := FlagsSealed
 	if c.cfg.IntegrityOnly {
 		flags = FlagsIntegrity
 	}
-	c.frame = wire.AppendFrame(c.frame[:0], flags, tok)
-	if _, err := c.nc.Write(c.frame); err != nil {
+	start := len(c.frame)
+	f := append(c.frame, flags, 0, 0, 0, 0)
+	c.typ[0] = typ
+	f, err := c.ctx.AppendWrap(f, !c.cfg.IntegrityOnly, c.typ[:], payload)
+	if err != nil {
+		c.werr = fmt.Errorf("stream: wrap: %w", err)
+		return c.werr
+	}
+	binary.BigEndian.PutUint32(f[start+1:start+wire.HeaderSize], uint32(len(f)-start-wire.HeaderSize))
+	c.frame = f
+	c.batched++
+	return nil
+}
+
+// flush writes the frames in c.frame in one write; c.wmu is held.
+func (c *Conn) flush() error {
+	_, err := c.nc.Write(c.frame)
+	n, records := len(c.frame), c.batched
+	c.frame, c.batched = c.frame[:0], 0
+	if err != nil {
 		c.werr = fmt.Errorf("stream: write: %w", err)
 		return c.werr
 	}
-	c.recordsOut.Add(1)
-	c.bytesOut.Add(int64(len(c.frame)))
+	c.recordsOut.Add(int64(records))
+	c.bytesOut.Add(int64(n))
 	c.activity.Add(1)
 	return nil
 }

@@ -129,8 +129,9 @@ const bodyChunk = 64 << 10
 // every later ReadFrame returns the same error. A Reader is not safe for
 // concurrent use.
 type Reader struct {
-	br  *bufio.Reader
-	err error // first error, returned by every later call
+	br      *bufio.Reader
+	err     error  // first error, returned by every later call
+	scratch []byte // NextFrame's body buffer for frames longer than br's buffer
 }
 
 // NewReader returns a Reader reading from r through a buffer of bufSize
@@ -148,10 +149,23 @@ func NewReader(r io.Reader, bufSize int) *Reader {
 // cleanly before the first byte of a frame returns io.EOF; one that ends
 // inside a frame returns io.ErrUnexpectedEOF.
 func (r *Reader) ReadFrame(maxBody int) (Frame, error) {
+	return r.next(maxBody, false)
+}
+
+// NextFrame is ReadFrame without an allocation per frame: the body is valid
+// only until the next call on r. It aliases r's buffer when the frame fits
+// in it, else a scratch buffer r keeps (at most maxBody bytes, allocated
+// once the body has arrived). The stream data path opens each record
+// from it, one record at a time.
+func (r *Reader) NextFrame(maxBody int) (Frame, error) {
+	return r.next(maxBody, true)
+}
+
+func (r *Reader) next(maxBody int, view bool) (Frame, error) {
 	if r.err != nil {
 		return Frame{}, r.err
 	}
-	f, err := r.readFrame(maxBody)
+	f, err := r.readFrame(maxBody, view)
 	if err != nil {
 		r.err = err
 		return Frame{}, err
@@ -159,7 +173,7 @@ func (r *Reader) ReadFrame(maxBody int) (Frame, error) {
 	return f, nil
 }
 
-func (r *Reader) readFrame(maxBody int) (Frame, error) {
+func (r *Reader) readFrame(maxBody int, view bool) (Frame, error) {
 	maxBody = max(maxBody, 0)
 	first, err := r.br.ReadByte()
 	if err != nil {
@@ -187,7 +201,25 @@ func (r *Reader) readFrame(maxBody int) (Frame, error) {
 	if n > uint64(maxBody) {
 		return Frame{}, &TooLargeError{Len: n, Max: maxBody}
 	}
-	body, err := r.readBody(int(n))
+	var body []byte
+	switch {
+	case !view:
+		body, err = r.readBody(int(n))
+	case int(n) <= r.br.Size():
+		// Peek fills until the body is buffered; Discard only moves the
+		// read position, so body stays intact until the next read.
+		if body, err = r.br.Peek(int(n)); err == nil {
+			_, err = r.br.Discard(int(n))
+		}
+	case cap(r.scratch) >= int(n):
+		body = r.scratch[:n]
+		_, err = io.ReadFull(r.br, body)
+	default:
+		// As readBody: memory is committed only as data arrives.
+		if body, err = r.readBody(int(n)); err == nil {
+			r.scratch = body
+		}
+	}
 	if err != nil {
 		return Frame{}, midFrame(err)
 	}

@@ -283,6 +283,26 @@ func readAll(t *testing.T, r *Reader, max int) ([]Frame, error) {
 	}
 }
 
+// readAllNext is readAll through NextFrame, copying each body before the
+// next call (it is only valid until then).
+func readAllNext(t *testing.T, r *Reader, max int) ([]Frame, error) {
+	t.Helper()
+	var got []Frame
+	for {
+		f, err := r.NextFrame(max)
+		if err != nil {
+			return got, err
+		}
+		got = append(got, Frame{f.Flags, append([]byte{}, f.Body...)})
+	}
+}
+
+// readers are the two ways to read frames, for tests that check both.
+var readers = []struct {
+	name string
+	read func(*testing.T, *Reader, int) ([]Frame, error)
+}{{"ReadFrame", readAll}, {"NextFrame", readAllNext}}
+
 func sameFrames(a, b []Frame) bool {
 	if len(a) != len(b) {
 		return false
@@ -308,16 +328,20 @@ func TestReadFrameShortReads(t *testing.T) {
 		{"OneByte+DataErr", func(r io.Reader) io.Reader { return iotest.DataErrReader(iotest.OneByteReader(r)) }},
 	}
 	for _, tt := range tests {
+		// Buffers of 16 bytes send NextFrame's longer bodies through its
+		// scratch buffer; of 4096, every body is a view of the buffer.
 		for _, bufSize := range []int{16, 4096} {
-			t.Run(fmt.Sprintf("%s/buf%d", tt.name, bufSize), func(t *testing.T) {
-				got, err := readAll(t, NewReader(tt.wrap(bytes.NewReader(stream)), bufSize), 1<<10)
-				if err != io.EOF {
-					t.Fatalf("final err = %v, want io.EOF", err)
-				}
-				if !sameFrames(got, want) {
-					t.Fatalf("frames differ: got %d frames", len(got))
-				}
-			})
+			for _, rd := range readers {
+				t.Run(fmt.Sprintf("%s/buf%d/%s", tt.name, bufSize, rd.name), func(t *testing.T) {
+					got, err := rd.read(t, NewReader(tt.wrap(bytes.NewReader(stream)), bufSize), 1<<10)
+					if err != io.EOF {
+						t.Fatalf("final err = %v, want io.EOF", err)
+					}
+					if !sameFrames(got, want) {
+						t.Fatalf("frames differ: got %d frames", len(got))
+					}
+				})
+			}
 		}
 	}
 }
@@ -333,9 +357,19 @@ func TestReadFrameTruncatedAtEveryPosition(t *testing.T) {
 		off += len(AppendFrame(nil, f.Flags, f.Body))
 		boundaries[off] = i + 1
 	}
+	type variant struct {
+		wrap    func(io.Reader) io.Reader
+		bufSize int
+		read    func(*testing.T, *Reader, int) ([]Frame, error)
+	}
+	variants := []variant{
+		{iotest.OneByteReader, 16, readAll}, {iotest.DataErrReader, 16, readAll},
+		{iotest.OneByteReader, 16, readAllNext}, {iotest.DataErrReader, 16, readAllNext},
+		{iotest.OneByteReader, 4096, readAllNext}, {iotest.DataErrReader, 4096, readAllNext},
+	}
 	for cut := 0; cut <= len(stream); cut++ {
-		for _, wrap := range []func(io.Reader) io.Reader{iotest.OneByteReader, iotest.DataErrReader} {
-			got, err := readAll(t, NewReader(wrap(bytes.NewReader(stream[:cut])), 16), 1<<10)
+		for _, v := range variants {
+			got, err := v.read(t, NewReader(v.wrap(bytes.NewReader(stream[:cut])), v.bufSize), 1<<10)
 			if n, ok := boundaries[cut]; ok {
 				if err != io.EOF || !sameFrames(got, want[:n]) {
 					t.Fatalf("cut %d (boundary): %d frames, err %v; want %d frames, io.EOF", cut, len(got), err, n)
@@ -349,6 +383,49 @@ func TestReadFrameTruncatedAtEveryPosition(t *testing.T) {
 				t.Fatalf("cut %d: frames before the cut differ", cut)
 			}
 		}
+	}
+}
+
+// TestNextFrameReuse: NextFrame reads frames, some longer than the
+// Reader's buffer, without an allocation per frame, and enforces the same
+// limit as ReadFrame before reading.
+func TestNextFrameReuse(t *testing.T) {
+	var stream []byte
+	var want []Frame
+	for pass := range 2 {
+		for i := range 64 {
+			body := seq(100 + 37*i) // 100 .. 2431 bytes, the buffer is 1024
+			body[0] = byte(pass)
+			stream = AppendFrame(stream, 0x64, body)
+			want = append(want, Frame{0x64, body})
+		}
+	}
+	r := NewReader(bytes.NewReader(stream), 1024)
+	got := 0
+	// AllocsPerRun makes a warm-up pass (the first 64 frames, which grow
+	// the scratch buffer to the longest body) and one measured pass.
+	allocs := testing.AllocsPerRun(1, func() {
+		for range 64 {
+			f, err := r.NextFrame(4096)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Flags != 0x64 || !bytes.Equal(f.Body, want[got].Body) {
+				t.Fatalf("frame %d differs", got)
+			}
+			got++
+		}
+	})
+	if allocs != 0 && !raceEnabled {
+		t.Errorf("%v allocations for 64 frames, want 0", allocs)
+	}
+	if _, err := r.NextFrame(4096); err != io.EOF {
+		t.Fatalf("after the last frame: %v, want io.EOF", err)
+	}
+	tooLong := NewReader(bytes.NewReader(AppendFrame(nil, 0x64, seq(5000))), 1024)
+	var tl *TooLargeError
+	if _, err := tooLong.NextFrame(4096); !errors.As(err, &tl) || tl.Len != 5000 {
+		t.Fatalf("NextFrame of a 5000-byte body with limit 4096: %v", err)
 	}
 }
 
