@@ -23,7 +23,6 @@
 package wire
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -122,22 +121,25 @@ var ErrBodyTooLarge = errors.New("wire: frame body longer than 4 GiB-1 bytes")
 // than this grow geometrically as data actually arrives.
 const bodyChunk = 64 << 10
 
-// Reader reads frames from a byte stream through its own bufio.Reader.
+// Reader reads frames from a byte stream through its own read buffer,
+// which holds memory only while it holds bytes (lazyBuf).
 //
 // The first error is sticky: after any failure (including a TooLargeError
 // or a read timeout) the stream position inside a frame is unknown, so
 // every later ReadFrame returns the same error. A Reader is not safe for
 // concurrent use.
 type Reader struct {
-	br  *bufio.Reader
+	b   *lazyBuf
 	err error // first error, returned by every later call
 }
 
 // NewReader returns a Reader reading from r through a buffer of bufSize
-// bytes (bufio's minimum of 16 bytes applies). The buffer holds bytes read
-// ahead of the current frame; Buffered returns them.
+// bytes (at least 16). The buffer holds bytes read ahead of the current
+// frame; Buffered returns them. It is taken from a pool when bytes arrive
+// and given back when they are consumed, so an idle Reader on a socket
+// holds none.
 func NewReader(r io.Reader, bufSize int) *Reader {
-	return &Reader{br: bufio.NewReaderSize(r, bufSize)}
+	return &Reader{b: newLazyBuf(r, bufSize)}
 }
 
 // ReadFrame reads the next frame. Its body is a new slice owned by the
@@ -161,7 +163,7 @@ func (r *Reader) ReadFrame(maxBody int) (Frame, error) {
 
 func (r *Reader) readFrame(maxBody int) (Frame, error) {
 	maxBody = max(maxBody, 0)
-	first, err := r.br.ReadByte()
+	first, err := r.b.readByte()
 	if err != nil {
 		return Frame{}, err // io.EOF here means a clean end between frames
 	}
@@ -173,7 +175,7 @@ func (r *Reader) readFrame(maxBody int) (Frame, error) {
 	}
 	// Peek+Discard rather than io.ReadFull into a local array: the array
 	// would escape to the heap through the io.Reader interface.
-	hdr, err := r.br.Peek(hdrLen)
+	hdr, err := r.b.peek(hdrLen)
 	if err != nil {
 		return Frame{}, midFrame(err)
 	}
@@ -181,9 +183,7 @@ func (r *Reader) readFrame(maxBody int) (Frame, error) {
 	for _, b := range hdr {
 		n = n<<8 | uint64(b)
 	}
-	if _, err := r.br.Discard(hdrLen); err != nil {
-		return Frame{}, midFrame(err)
-	}
+	r.b.discard(hdrLen)
 	if n > uint64(maxBody) {
 		return Frame{}, &TooLargeError{Len: n, Max: maxBody}
 	}
@@ -199,7 +199,7 @@ func (r *Reader) readFrame(maxBody int) (Frame, error) {
 // exactly n bytes.
 func (r *Reader) readBody(n int) ([]byte, error) {
 	body := make([]byte, min(n, bodyChunk))
-	if _, err := io.ReadFull(r.br, body); err != nil {
+	if _, err := io.ReadFull(r.b, body); err != nil {
 		return nil, err
 	}
 	for len(body) < n {
@@ -208,7 +208,7 @@ func (r *Reader) readBody(n int) ([]byte, error) {
 		grown := make([]byte, len(body), min(2*len(body), n))
 		copy(grown, body)
 		body = grown
-		m, err := io.ReadFull(r.br, body[len(body):cap(body)])
+		m, err := io.ReadFull(r.b, body[len(body):cap(body)])
 		body = body[:len(body)+m]
 		if err != nil {
 			return nil, err
@@ -232,16 +232,10 @@ func midFrame(err error) error {
 // without mutual authentication sends its first DATA frame right behind its
 // AP-REQ, and those bytes travel with the handoff to the worker (ARCHITECTURE.md §6).
 func (r *Reader) Buffered() []byte {
-	n := r.br.Buffered()
-	if n == 0 {
+	if r.b.buffered() == 0 {
 		return nil
 	}
-	b, err := r.br.Peek(n)
-	if err != nil {
-		// Peek of at most Buffered() bytes cannot fail.
-		return nil
-	}
-	return append([]byte(nil), b...)
+	return append([]byte(nil), r.b.buf[r.b.r:r.b.w]...)
 }
 
 // AppendFrame appends the encoding of one frame to dst and returns the
