@@ -12,7 +12,8 @@
 // For each it runs redis-benchmark -t set,get -c 8 (with -n sized from a
 // short probe so each run takes about -seconds), then -c 1 -P 1 GET for
 // the round-trip latency, sampling the CPU time of the tunnel's processes
-// (both ends) from /proc. Last, it opens -idle idle sessions through
+// (both ends) from /proc; the paths take turns for -rounds rounds and the
+// report gives the median of each figure. Last, it opens -idle idle sessions through
 // gss-acceptor (the stream protocol, as gss-tunnel speaks it, one context
 // each; every one answers a PING) and reports the workers' RSS. Everything
 // it starts binds 127.0.0.1 and is stopped at the end.
@@ -35,6 +36,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,20 +59,24 @@ type config struct {
 	idle     int
 	rssLimit int64
 	keep     bool
+	loads    bool
+	rounds   int
 }
 
 func main() {
 	var c config
 	var rssMiB int64
 	flag.StringVar(&c.bin, "bin", "", "directory holding gss-acceptor, gss-worker and gss-tunnel (required)")
-	flag.Float64Var(&c.seconds, "seconds", 15, "target length of each redis-benchmark -c 8 run, in seconds")
+	flag.IntVar(&c.rounds, "rounds", 3, "rounds of loads; each figure is the median over them")
+	flag.Float64Var(&c.seconds, "seconds", 10, "target length of each redis-benchmark -c 8 run, in seconds")
 	flag.IntVar(&c.latN, "latency-n", 20000, "GET requests of the -c 1 -P 1 latency run per path")
 	flag.IntVar(&c.idle, "idle", 10000, "idle gss-acceptor sessions to hold for the memory figure (0: skip)")
 	flag.Int64Var(&rssMiB, "rss-limit", 300, "worker RSS limit in MiB for -idle sessions; above it the run fails")
 	flag.BoolVar(&c.keep, "keep", false, "keep the temporary directory with the logs")
+	flag.BoolVar(&c.loads, "loads", true, "run the redis-benchmark loads (false: only the idle sessions)")
 	flag.Parse()
 	c.rssLimit = rssMiB << 20
-	if c.bin == "" || flag.NArg() > 0 {
+	if c.bin == "" || flag.NArg() > 0 || c.rounds < 1 {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -139,33 +145,49 @@ func run(c config) (err error) {
 	}
 	fmt.Printf("== %s, %d CPUs, redis %s\n", time.Now().UTC().Format(time.RFC3339), numCPU(), redisVersion())
 
-	// Probe each path, then size -n so the real run takes cfg.seconds.
-	tput := map[string]*benchRow{}
+	if !c.loads {
+		return h.idleSessions(c.idle)
+	}
+	// Probe each path, then size -n so each run takes about cfg.seconds.
+	// The paths take turns, round after round, so that a change in the
+	// shared machine's speed hits them all; each figure is the median
+	// over the rounds.
+	sizes := map[string]int{}
 	for _, p := range paths {
 		probe, err := h.benchmark(p, 8, 1, 20000, "set,get")
 		if err != nil {
 			return err
 		}
 		rate := (probe.rps["SET"] + probe.rps["GET"]) / 2
-		n := int(rate*c.seconds/2) / 1000 * 1000
-		n = max(n, 10000)
-		r, err := h.benchmark(p, 8, 1, n, "set,get")
-		if err != nil {
-			return err
-		}
-		tput[p.name] = r
-		fmt.Printf("  %-10s -c 8 -n %-8d SET %9.0f/s  GET %9.0f/s  tunnel CPU %6.1f µs/request  (%.1fs)\n",
-			p.name, n, r.rps["SET"], r.rps["GET"], r.cpuPerReq, r.elapsed.Seconds())
+		sizes[p.name] = max(int(rate*c.seconds/2)/1000*1000, 10000)
 	}
-	lat := map[string]*benchRow{}
+	tputRuns, latRuns := map[string][]*benchRow{}, map[string][]*benchRow{}
+	for round := 1; round <= c.rounds; round++ {
+		fmt.Printf("-- round %d of %d\n", round, c.rounds)
+		for _, p := range paths {
+			n := sizes[p.name]
+			r, err := h.benchmark(p, 8, 1, n, "set,get")
+			if err != nil {
+				return err
+			}
+			tputRuns[p.name] = append(tputRuns[p.name], r)
+			fmt.Printf("  %-10s -c 8 -n %-8d SET %9.0f/s  GET %9.0f/s  tunnel CPU %6.1f µs/request  (%.1fs)\n",
+				p.name, n, r.rps["SET"], r.rps["GET"], r.cpuPerReq, r.elapsed.Seconds())
+		}
+		for _, p := range paths {
+			r, err := h.benchmark(p, 1, 1, c.latN, "get")
+			if err != nil {
+				return err
+			}
+			latRuns[p.name] = append(latRuns[p.name], r)
+			fmt.Printf("  %-10s -c 1 -P 1 GET p50 %.3f ms  p99 %.3f ms  (%.0f/s)\n", p.name, r.p50["GET"], r.p99["GET"], r.rps["GET"])
+		}
+	}
+	tput, lat := map[string]*benchRow{}, map[string]*benchRow{}
 	for _, p := range paths {
-		r, err := h.benchmark(p, 1, 1, c.latN, "get")
-		if err != nil {
-			return err
-		}
-		lat[p.name] = r
-		fmt.Printf("  %-10s -c 1 -P 1 GET p50 %.3f ms  p99 %.3f ms  (%.0f/s)\n", p.name, r.p50["GET"], r.p99["GET"], r.rps["GET"])
+		tput[p.name], lat[p.name] = medianRow(tputRuns[p.name]), medianRow(latRuns[p.name])
 	}
+	fmt.Printf("\nmedians over %d rounds:\n", c.rounds)
 	report(paths, tput, lat)
 
 	if c.idle > 0 {
@@ -453,6 +475,29 @@ func (h *harness) benchmark(p *path, clients, pipeline, n int, tests string) (*b
 	r.elapsed = elapsed
 	r.cpuPerReq = float64(cpu.Microseconds()) / float64(r.requests)
 	return r, nil
+}
+
+// medianRow is the median of each figure over rows.
+func medianRow(rows []*benchRow) *benchRow {
+	m := &benchRow{rps: map[string]float64{}, p50: map[string]float64{}, p99: map[string]float64{}}
+	med := func(get func(r *benchRow) float64) float64 {
+		v := make([]float64, len(rows))
+		for i, r := range rows {
+			v[i] = get(r)
+		}
+		sort.Float64s(v)
+		if len(v)%2 == 1 {
+			return v[len(v)/2]
+		}
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	for test := range rows[0].rps {
+		m.rps[test] = med(func(r *benchRow) float64 { return r.rps[test] })
+		m.p50[test] = med(func(r *benchRow) float64 { return r.p50[test] })
+		m.p99[test] = med(func(r *benchRow) float64 { return r.p99[test] })
+	}
+	m.cpuPerReq = med(func(r *benchRow) float64 { return r.cpuPerReq })
+	return m
 }
 
 // parseCSV reads redis-benchmark --csv output: a header line naming the

@@ -97,3 +97,18 @@ func TestParallelStopsAtFirstError(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestMedianRow(t *testing.T) {
+	row := func(set, p50, cpu float64) *benchRow {
+		return &benchRow{rps: map[string]float64{"SET": set}, p50: map[string]float64{"SET": p50},
+			p99: map[string]float64{"SET": 2 * p50}, cpuPerReq: cpu}
+	}
+	m := medianRow([]*benchRow{row(300, 0.1, 50), row(100, 0.3, 70), row(200, 0.2, 60)})
+	if m.rps["SET"] != 200 || m.p50["SET"] != 0.2 || m.p99["SET"] != 0.4 || m.cpuPerReq != 60 {
+		t.Errorf("median of three: %+v", m)
+	}
+	m = medianRow([]*benchRow{row(100, 0.1, 50), row(300, 0.3, 70)})
+	if m.rps["SET"] != 200 || m.cpuPerReq != 60 {
+		t.Errorf("median of two: %+v", m)
+	}
+}
