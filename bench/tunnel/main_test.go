@@ -71,11 +71,17 @@ func TestTreeAndCPU(t *testing.T) {
 	if !found || pids[0] != os.Getpid() {
 		t.Errorf("tree(%d) = %v, want it first and child %d in it", os.Getpid(), pids, p.pid())
 	}
+	// Spin until a clock tick of CPU shows, bounded: on a busy machine
+	// 100 ms of wall time may be far less CPU.
 	c0 := cpuOf([]int{os.Getpid()})
-	for end := time.Now().Add(100 * time.Millisecond); time.Now().Before(end); {
+	c1 := c0
+	for end := time.Now().Add(10 * time.Second); c1 <= c0 && time.Now().Before(end); {
+		for spin := time.Now().Add(20 * time.Millisecond); time.Now().Before(spin); {
+		}
+		c1 = cpuOf([]int{os.Getpid()})
 	}
-	if c1 := cpuOf([]int{os.Getpid()}); c1 <= c0 {
-		t.Errorf("CPU %v then %v after 100 ms of spinning", c0, c1)
+	if c1 <= c0 {
+		t.Errorf("CPU %v then %v after 10 s of spinning", c0, c1)
 	}
 	p.stop()
 	if !p.exited() {
