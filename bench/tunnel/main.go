@@ -28,12 +28,14 @@ import (
 	"crypto/x509/pkix"
 	"encoding/csv"
 	"encoding/pem"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math/big"
 	"os"
 	"os/exec"
+	"os/signal"
 	"os/user"
 	"path/filepath"
 	"sort"
@@ -41,6 +43,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gss-acceptor/gss-acceptor/internal/client"
@@ -102,13 +105,16 @@ func (p *path) pids() []int {
 }
 
 type harness struct {
-	cfg   config
-	dir   string
-	realm *testrealm.Realm
-	redis int
-	procs []*proc
-	acc   *proc
-	accPt int
+	mu     sync.Mutex // procs, realm, closed: cleanup may run from the signal handler
+	closed bool
+	once   sync.Once
+	cfg    config
+	dir    string
+	realm  *testrealm.Realm
+	redis  int
+	procs  []*proc
+	acc    *proc
+	accPt  int
 }
 
 func run(c config) (err error) {
@@ -122,22 +128,27 @@ func run(c config) (err error) {
 		return fmt.Errorf("tunnel: %w", err)
 	}
 	h := &harness{cfg: c, dir: dir}
-	defer func() {
-		for i := len(h.procs) - 1; i >= 0; i-- {
-			h.procs[i].stop()
-		}
-		if h.realm != nil {
-			h.realm.Close()
-		}
-		if c.keep {
-			fmt.Println("logs kept in", dir)
-		} else {
-			os.RemoveAll(dir)
-		}
+	defer h.cleanup()
+	// An interrupt (or the run script's timeout) stops everything too.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		s := <-sig
+		fmt.Fprintf(os.Stderr, "tunnel: %v: stopping everything\n", s)
+		h.cleanup()
+		os.Exit(1)
 	}()
-	h.realm, err = testrealm.Start(testrealm.Options{Dir: filepath.Join(dir, "realm")})
+	realm, err := testrealm.Start(testrealm.Options{Dir: filepath.Join(dir, "realm")})
 	if err != nil {
 		return err
+	}
+	h.mu.Lock()
+	h.realm = realm
+	closed := h.closed
+	h.mu.Unlock()
+	if closed {
+		realm.Close()
+		return errors.New("tunnel: interrupted")
 	}
 	paths, err := h.startAll()
 	if err != nil {
@@ -216,8 +227,38 @@ func (h *harness) start(name string, env []string, argv ...string) (*proc, error
 	if err != nil {
 		return nil, err
 	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		p.stop()
+		return nil, errors.New("tunnel: interrupted")
+	}
 	h.procs = append(h.procs, p)
 	return p, nil
+}
+
+// cleanup stops every process in the reverse order of their start, the
+// KDC last, and removes the directory unless -keep. Only the first call
+// does anything; a concurrent one waits for it to finish, so that the
+// program cannot exit halfway through.
+func (h *harness) cleanup() { h.once.Do(h.doCleanup) }
+
+func (h *harness) doCleanup() {
+	h.mu.Lock()
+	h.closed = true
+	procs, realm := h.procs, h.realm
+	h.mu.Unlock()
+	for i := len(procs) - 1; i >= 0; i-- {
+		procs[i].stop()
+	}
+	if realm != nil {
+		realm.Close()
+	}
+	if h.cfg.keep {
+		fmt.Println("logs kept in", h.dir)
+	} else {
+		os.RemoveAll(h.dir)
+	}
 }
 
 func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
