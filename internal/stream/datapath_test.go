@@ -46,7 +46,9 @@ func TestWriteBatches(t *testing.T) {
 		chunks = append(chunks, randomBytes(t, n))
 		sent.Write(chunks[len(chunks)-1])
 	}
+	written := make(chan struct{})
 	go func() {
+		defer close(written)
 		for _, p := range chunks {
 			if k, err := client.Write(p); err != nil || k != len(p) {
 				t.Errorf("Write(%d) = %d, %v", len(p), k, err)
@@ -58,6 +60,8 @@ func TestWriteBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The EOF record can arrive before CloseWrite has counted it.
+	<-written
 	if !bytes.Equal(got, sent.Bytes()) {
 		t.Fatalf("server got %d bytes, want the %d sent", len(got), sent.Len())
 	}

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gss-acceptor/gss-acceptor/internal/wire"
 )
 
 // Counts are the stream bytes a Relay moved in each direction.
@@ -99,15 +101,18 @@ func Relay(s *Conn, p io.ReadWriteCloser, o RelayOptions) (Counts, error) {
 		t.Stop()
 		fail(err)
 	}
-	// plain -> stream
+	// plain -> stream. Neither direction holds a buffer while its source
+	// is idle (ChunkReader, next): an idle session costs its goroutines
+	// and little else (ARCHITECTURE.md §1).
 	go func() {
 		defer wg.Done()
-		buf := make([]byte, MaxChunk)
+		cr := wire.NewChunkReader(p, MaxChunk)
+		defer cr.Release()
 		for {
-			n, rerr := p.Read(buf)
-			if n > 0 {
+			buf, rerr := cr.Next()
+			if n := len(buf); n > 0 {
 				plainAct.Add(1)
-				if _, err := s.Write(buf[:n]); err != nil {
+				if _, err := s.Write(buf); err != nil {
 					failWrite(err)
 					return
 				}
@@ -125,15 +130,14 @@ func Relay(s *Conn, p io.ReadWriteCloser, o RelayOptions) (Counts, error) {
 			}
 		}
 	}()
-	// stream -> plain
-	go func() {
+	// stream -> plain, in this goroutine: one goroutine fewer per session
+	func() {
 		defer wg.Done()
 		defer close(fromPeerDone)
-		buf := make([]byte, MaxChunk)
 		for {
-			n, rerr := s.Read(buf)
-			if n > 0 {
-				if _, err := p.Write(buf[:n]); err != nil {
+			buf, rerr := s.next()
+			if n := len(buf); n > 0 {
+				if _, err := p.Write(buf); err != nil {
 					abort(fmt.Errorf("stream: writing the plain side: %w", err))
 					return
 				}
@@ -170,27 +174,41 @@ func Relay(s *Conn, p io.ReadWriteCloser, o RelayOptions) (Counts, error) {
 }
 
 // watchIdle calls onIdle once when activity() has not changed for d. The
-// returned function stops watching.
+// returned function stops watching. It checks from a timer, every d/4,
+// so it costs no goroutine while it waits.
 func watchIdle(d time.Duration, activity func() int64, onIdle func()) (stop func()) {
-	done := make(chan struct{})
-	go func() {
-		last := activity()
-		t := time.NewTicker(max(d/4, time.Millisecond))
-		defer t.Stop()
-		since := time.Now()
-		for {
-			select {
-			case <-done:
-				return
-			case now := <-t.C:
-				if a := activity(); a != last {
-					last, since = a, now
-				} else if now.Sub(since) >= d {
-					onIdle()
-					return
-				}
-			}
+	var (
+		mu      sync.Mutex
+		stopped bool
+		t       *time.Timer
+	)
+	period := max(d/4, time.Millisecond)
+	last, since := activity(), time.Now()
+	check := func() {
+		mu.Lock()
+		if stopped {
+			mu.Unlock()
+			return
 		}
-	}()
-	return func() { close(done) }
+		now := time.Now()
+		if a := activity(); a != last {
+			last, since = a, now
+		} else if now.Sub(since) >= d {
+			stopped = true
+			mu.Unlock()
+			onIdle()
+			return
+		}
+		t.Reset(period)
+		mu.Unlock()
+	}
+	mu.Lock()
+	t = time.AfterFunc(period, check)
+	mu.Unlock()
+	return func() {
+		mu.Lock()
+		stopped = true
+		t.Stop()
+		mu.Unlock()
+	}
 }

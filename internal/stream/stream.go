@@ -174,6 +174,26 @@ func (c *Conn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// next returns the unread DATA payload (up to one record's) and consumes
+// it, as Read does but without copying: Relay holds no buffer of its own
+// between records. The slice is the caller's.
+func (c *Conn) next() ([]byte, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	for len(c.pending) == 0 {
+		if c.rerr != nil {
+			return nil, c.rerr
+		}
+		if err := c.readRecord(); err != nil {
+			c.rerr = err
+			return nil, err
+		}
+	}
+	b := c.pending
+	c.pending = nil
+	return b, nil
+}
+
 // readRecord reads one record; DATA lands in pending.
 func (c *Conn) readRecord() error {
 	f, err := c.r.NextFrame(MaxRecordBody)

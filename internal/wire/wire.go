@@ -23,7 +23,6 @@
 package wire
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -122,23 +121,26 @@ var ErrBodyTooLarge = errors.New("wire: frame body longer than 4 GiB-1 bytes")
 // than this grow geometrically as data actually arrives.
 const bodyChunk = 64 << 10
 
-// Reader reads frames from a byte stream through its own bufio.Reader.
+// Reader reads frames from a byte stream through its own read buffer,
+// which holds memory only while it holds bytes (lazyBuf).
 //
 // The first error is sticky: after any failure (including a TooLargeError
 // or a read timeout) the stream position inside a frame is unknown, so
 // every later ReadFrame returns the same error. A Reader is not safe for
 // concurrent use.
 type Reader struct {
-	br      *bufio.Reader
+	b       *lazyBuf
 	err     error  // first error, returned by every later call
-	scratch []byte // NextFrame's body buffer for frames longer than br's buffer
+	scratch pooled // NextFrame's body buffer, held until the next call
 }
 
 // NewReader returns a Reader reading from r through a buffer of bufSize
-// bytes (bufio's minimum of 16 bytes applies). The buffer holds bytes read
-// ahead of the current frame; Buffered returns them.
+// bytes (at least 16). The buffer holds bytes read ahead of the current
+// frame; Buffered returns them. It is taken from a pool when bytes arrive
+// and given back when they are consumed, so an idle Reader on a socket
+// holds none.
 func NewReader(r io.Reader, bufSize int) *Reader {
-	return &Reader{br: bufio.NewReaderSize(r, bufSize)}
+	return &Reader{b: newLazyBuf(r, bufSize)}
 }
 
 // ReadFrame reads the next frame. Its body is a new slice owned by the
@@ -153,15 +155,18 @@ func (r *Reader) ReadFrame(maxBody int) (Frame, error) {
 }
 
 // NextFrame is ReadFrame without an allocation per frame: the body is valid
-// only until the next call on r. It aliases r's buffer when the frame fits
-// in it, else a scratch buffer r keeps (at most maxBody bytes, allocated
-// once the body has arrived). The stream data path opens each record
-// from it, one record at a time.
+// only until the next call on r. It aliases r's read buffer when the frame
+// fits in it, else a pooled scratch buffer (frames up to bodyChunk; larger
+// ones are read as ReadFrame reads them). Either buffer is held only until
+// the next call, which gives it back before waiting for bytes, so an idle
+// Reader still holds none. The stream data path opens each record from it,
+// one record at a time.
 func (r *Reader) NextFrame(maxBody int) (Frame, error) {
 	return r.next(maxBody, true)
 }
 
 func (r *Reader) next(maxBody int, view bool) (Frame, error) {
+	r.scratch.put()
 	if r.err != nil {
 		return Frame{}, r.err
 	}
@@ -173,9 +178,19 @@ func (r *Reader) next(maxBody int, view bool) (Frame, error) {
 	return f, nil
 }
 
+// scratchSize is the pooled size class of a NextFrame body of n bytes:
+// the next power of two from 4 KiB, so a few pools serve every record size.
+func scratchSize(n int) int {
+	size := 4 << 10
+	for size < n {
+		size <<= 1
+	}
+	return size
+}
+
 func (r *Reader) readFrame(maxBody int, view bool) (Frame, error) {
 	maxBody = max(maxBody, 0)
-	first, err := r.br.ReadByte()
+	first, err := r.b.readByte()
 	if err != nil {
 		return Frame{}, err // io.EOF here means a clean end between frames
 	}
@@ -187,7 +202,7 @@ func (r *Reader) readFrame(maxBody int, view bool) (Frame, error) {
 	}
 	// Peek+Discard rather than io.ReadFull into a local array: the array
 	// would escape to the heap through the io.Reader interface.
-	hdr, err := r.br.Peek(hdrLen)
+	hdr, err := r.b.peek(hdrLen)
 	if err != nil {
 		return Frame{}, midFrame(err)
 	}
@@ -195,30 +210,26 @@ func (r *Reader) readFrame(maxBody int, view bool) (Frame, error) {
 	for _, b := range hdr {
 		n = n<<8 | uint64(b)
 	}
-	if _, err := r.br.Discard(hdrLen); err != nil {
-		return Frame{}, midFrame(err)
-	}
+	r.b.discard(hdrLen)
 	if n > uint64(maxBody) {
 		return Frame{}, &TooLargeError{Len: n, Max: maxBody}
 	}
 	var body []byte
 	switch {
-	case !view:
+	case !view || n > bodyChunk:
 		body, err = r.readBody(int(n))
-	case int(n) <= r.br.Size():
-		// Peek fills until the body is buffered; Discard only moves the
-		// read position, so body stays intact until the next read.
-		if body, err = r.br.Peek(int(n)); err == nil {
-			_, err = r.br.Discard(int(n))
+	case int(n) <= r.b.size:
+		// In place: the bytes stay in the read buffer, which is not given
+		// back until the next call (skip, not discard).
+		if body, err = r.b.peek(int(n)); err == nil {
+			r.b.skip(int(n))
 		}
-	case cap(r.scratch) >= int(n):
-		body = r.scratch[:n]
-		_, err = io.ReadFull(r.br, body)
 	default:
-		// As readBody: memory is committed only as data arrives.
-		if body, err = r.readBody(int(n)); err == nil {
-			r.scratch = body
-		}
+		// A pooled buffer of a size class: the body has been announced
+		// but not received, so this commits at most bodyChunk per Reader,
+		// and only until the next call.
+		body = r.scratch.get(scratchSize(int(n)))[:n]
+		_, err = io.ReadFull(r.b, body)
 	}
 	if err != nil {
 		return Frame{}, midFrame(err)
@@ -231,7 +242,7 @@ func (r *Reader) readFrame(maxBody int, view bool) (Frame, error) {
 // exactly n bytes.
 func (r *Reader) readBody(n int) ([]byte, error) {
 	body := make([]byte, min(n, bodyChunk))
-	if _, err := io.ReadFull(r.br, body); err != nil {
+	if _, err := io.ReadFull(r.b, body); err != nil {
 		return nil, err
 	}
 	for len(body) < n {
@@ -240,7 +251,7 @@ func (r *Reader) readBody(n int) ([]byte, error) {
 		grown := make([]byte, len(body), min(2*len(body), n))
 		copy(grown, body)
 		body = grown
-		m, err := io.ReadFull(r.br, body[len(body):cap(body)])
+		m, err := io.ReadFull(r.b, body[len(body):cap(body)])
 		body = body[:len(body)+m]
 		if err != nil {
 			return nil, err
@@ -264,16 +275,10 @@ func midFrame(err error) error {
 // without mutual authentication sends its first DATA frame right behind its
 // AP-REQ, and those bytes travel with the handoff to the worker (ARCHITECTURE.md §6).
 func (r *Reader) Buffered() []byte {
-	n := r.br.Buffered()
-	if n == 0 {
+	if r.b.buffered() == 0 {
 		return nil
 	}
-	b, err := r.br.Peek(n)
-	if err != nil {
-		// Peek of at most Buffered() bytes cannot fail.
-		return nil
-	}
-	return append([]byte(nil), b...)
+	return append([]byte(nil), r.b.buf[r.b.r:r.b.w]...)
 }
 
 // AppendFrame appends the encoding of one frame to dst and returns the

@@ -635,12 +635,11 @@ func TestPrefixConnCloseWriteTCP(t *testing.T) {
 func BenchmarkReadFrame(b *testing.B) {
 	frame := AppendFrame(nil, 0xe4, seq(1024))
 	src := bytes.NewReader(nil)
-	r := NewReader(src, 16<<10)
 	b.SetBytes(int64(len(frame)))
 	b.ReportAllocs()
 	for b.Loop() {
 		src.Reset(frame)
-		r.br.Reset(src)
+		r := NewReader(src, 16<<10)
 		if _, err := r.ReadFrame(1 << 20); err != nil {
 			b.Fatal(err)
 		}

@@ -161,7 +161,9 @@ func (w *Worker) hello() error {
 // handle imports one handed-off context and starts its session. It always
 // answers with an ACK, so the acceptor can close its copy of the socket.
 func (w *Worker) handle(ctx context.Context, h *handoff.Handoff) {
-	log := w.log.With(zap.Uint64("session", h.ID))
+	// WithLazy: the field is encoded on the first line logged, not per
+	// session up front (an idle session logs nothing until it ends).
+	log := w.log.WithLazy(zap.Uint64("session", h.ID))
 	gctx, err := w.importer.Import(h.Token)
 	clear(h.Token)
 	if err != nil {
