@@ -127,7 +127,7 @@ takes its listening sockets from systemd and ignores ` + "`listen`" + `.`,
 			{"FILES", `- ` + "`/etc/gss-acceptor/gss-acceptor.yaml`" + `: the configuration (**gss-acceptor.yaml**(5)).
 - ` + "`/etc/gss-acceptor/INSTANCE.yaml`" + `: the configuration of the instance ` + "`gss-acceptor@INSTANCE.service`" + `.
 - ` + "`/etc/gss-acceptor/gss-acceptor.keytab`" + `: the service keytab (` + "`keytab`" + `), readable by root only.
-- ` + "`gss-worker`" + ` in the directory of the **gss-acceptor** binary, unless ` + "`worker_path`" + ` names another: the worker program (**gss-worker**(8)).
+- ` + "`gss-worker`" + ` in the directory of the **gss-acceptor** binary, else ` + "`../libexec/gss-acceptor/gss-worker`" + ` from it (the Debian package: ` + "`/usr/libexec/gss-acceptor/gss-worker`" + `), unless ` + "`worker_path`" + ` names another: the worker program (**gss-worker**(8)).
 - ` + "`gss-acceptor.service`" + `, ` + "`gss-acceptor@.service`" + `, ` + "`gss-acceptor.socket`" + `: the systemd units.`},
 			{"SEE ALSO", "**gss-acceptor.yaml**(5), **gss-worker**(8), **gss-acceptor-client**(1), **gss-tunnel**(1), **gss-bench**(1), **ktutil**(1), **kadmin**(1), **systemctl**(1), **systemd.service**(5)"},
 		},
@@ -159,7 +159,7 @@ the acceptor, which logs it and counts it in its metrics.`,
   they mean and tells its workers over their channel.
 
 When the acceptor exits, its workers finish their sessions and exit.`},
-			{"FILES", "None: **gss-worker** reads no file. Its seal key and each session's context come over descriptor 3. It is found as `gss-worker` in the directory of the **gss-acceptor** binary, unless `worker_path` names another."},
+			{"FILES", "None: **gss-worker** reads no file. Its seal key and each session's context come over descriptor 3. It is found as `gss-worker` in the directory of the **gss-acceptor** binary, else as `../libexec/gss-acceptor/gss-worker` from it (`/usr/libexec/gss-acceptor/gss-worker` in the Debian package), unless `worker_path` names another."},
 			{"EXIT STATUS", `- **0**: the acceptor told it to stop, or went away.
 - **1**: a failure at run time; the acceptor starts a new worker.
 - **2**: a fault no restart can fix (bad options, no channel on
