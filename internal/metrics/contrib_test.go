@@ -246,6 +246,8 @@ func TestContribAlertsMetrics(t *testing.T) {
 		"gss_acceptor_accept_errors_total",
 		"gss_acceptor_connections_shed_total",
 		"gss_acceptor_sessions_total",
+		"gss_acceptor_backend_connect_failures_total",
+		"gss_acceptor_exec_exits_total",
 	} {
 		if !used[n] {
 			t.Errorf("no alert uses %s", n)
