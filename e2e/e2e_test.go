@@ -360,7 +360,7 @@ func TestSIGTERMDrains(t *testing.T) {
 // connection is closed with a log line, and a real client is still served.
 func TestBadInput(t *testing.T) {
 	r := testrealm.Shared(t)
-	a := startAcceptor(t, r, acceptorOptions{"handshake_timeout": "1s"})
+	a := startAcceptor(t, r, acceptorOptions{"handshake_timeout": "1s", "worker_ack_timeout": "500ms"})
 	tkt := goTicket(t, r)
 
 	// A real AP-REQ, recorded from an exchange, replayed afterwards.

@@ -386,7 +386,7 @@ func faultHandshakeFlood(t *testing.T, ft *faultTally) {
 // the right outcome in the log, a KRB-ERROR where Kerberos refused it.
 func faultHandshakeFrames(t *testing.T, ft *faultTally) {
 	r := testrealm.Shared(t)
-	a := startAcceptor(t, r, acceptorOptions{"handshake_timeout": "2s", "max_token_size": "16KiB"})
+	a := startAcceptor(t, r, acceptorOptions{"handshake_timeout": "2s", "worker_ack_timeout": "500ms", "max_token_size": "16KiB"})
 	tkt := goTicket(t, r)
 	_, apreq, err := tkt.InitialToken(gss.InitiatorConfig{Flags: gss.FlagMutual | gss.FlagReplay})
 	if err != nil {
@@ -896,7 +896,7 @@ func faultKillWorkerDuringHandoff(t *testing.T, ft *faultTally) {
 	ft.scenario()
 	r := testrealm.Shared(t)
 	// The test kills the stopped worker itself, before the watchdog would.
-	a := startAcceptor(t, r, acceptorOptions{"handshake_timeout": "30s", "worker_ack_timeout": "30s"})
+	a := startAcceptor(t, r, acceptorOptions{"handshake_timeout": "40s", "worker_ack_timeout": "30s"})
 	tkt := goTicket(t, r)
 	pids := a.workerPIDs()
 	if len(pids) != 2 {
@@ -1182,7 +1182,7 @@ func faultKillAcceptor(t *testing.T, ft *faultTally) {
 func faultFDExhaustion(t *testing.T, ft *faultTally) {
 	ft.scenario()
 	r := testrealm.Shared(t)
-	a := startAcceptor(t, r, acceptorOptions{"handshake_timeout": "2s"})
+	a := startAcceptor(t, r, acceptorOptions{"handshake_timeout": "2s", "worker_ack_timeout": "500ms"})
 	pid := a.cmd.Process.Pid
 	serveReal(t, r, a, ft, "before the storm") // warm: every lazily opened descriptor is open
 	base := fdCount(pid)

@@ -301,6 +301,7 @@ func (v *validator) limits() {
 	v.proxyProtocolFrom()
 	v.durationRange("import_deadline", c.ImportDeadline, minTimeout, maxImportDeadline)
 	v.durationRange("shutdown_timeout", c.ShutdownTimeout, minTimeout, maxShutdownTimeout)
+	v.ackUnderHandshake()
 	if c.AllowUnauthenticated {
 		// A worker serves a session only through its security context
 		// (unwrap, MIC); there is nothing to serve an unauthenticated
@@ -311,6 +312,27 @@ func (v *validator) limits() {
 	if n := len(c.ChannelBindings); n > maxChannelBindings {
 		v.fail("channel_bindings", "is %d bytes, more than %s", n, formatSize(maxChannelBindings))
 	}
+}
+
+// ackUnderHandshake checks that worker_ack_timeout is less than
+// handshake_timeout. A handoff waits for its ACK only until the handshake's
+// deadline (accept + handshake_timeout, which the context establishment
+// has already used part of): with an ACK timeout as long, a stalled worker
+// is never killed and replaced, and every connection handed to it fails
+// (ARCHITECTURE.md §6). The key blamed is the one the file sets.
+func (v *validator) ackUnderHandshake() {
+	c := v.c
+	ack, hs := c.WorkerAckTimeout, c.HandshakeTimeout
+	if ack < minTimeout || ack > maxWorkerAckTimeout || hs < minTimeout || hs > maxHandshakeTimeout || ack < hs {
+		return // out of range: reported on its own
+	}
+	if v.line("worker_ack_timeout") == 0 && v.line("handshake_timeout") > 0 {
+		v.fail("handshake_timeout", "must be more than worker_ack_timeout (%s), got %s: "+
+			"a stalled worker is killed only when a handoff's ACK is overdue within the handshake", formatDuration(ack), formatDuration(hs))
+		return
+	}
+	v.fail("worker_ack_timeout", "must be less than handshake_timeout (%s), got %s: "+
+		"a handoff is given up at the handshake's deadline, so a stalled worker would never be killed and replaced", formatDuration(hs), formatDuration(ack))
 }
 
 // proxyProtocolFrom checks that every item is a CIDR network (its network
