@@ -124,6 +124,9 @@ func loadConfig(o *options) (*config.Config, error) {
 		cfg.Backend = o.backend
 	}
 	if o.set["exec"] {
+		if o.set["backend"] && o.backend != config.BackendExec {
+			return nil, fmt.Errorf("-exec selects backend exec; it cannot be combined with -backend %s", o.backend)
+		}
 		p, err := filepath.Abs(o.execPath)
 		if err != nil {
 			return nil, fmt.Errorf("-exec: %w", err)

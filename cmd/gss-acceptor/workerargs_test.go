@@ -43,6 +43,39 @@ func TestBackendFlags(t *testing.T) {
 	}
 }
 
+// TestExecFlag: -exec selects backend exec; combined with a -backend other
+// than exec it is refused, not silently preferred.
+func TestExecFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		wantErr string
+	}{
+		{args: []string{"-exec", "/usr/libexec/app"}},
+		{args: []string{"-backend", "exec", "-exec", "/usr/libexec/app"}},
+		{args: []string{"-backend", "tcp:127.0.0.1:6379", "-exec", "/usr/libexec/app"},
+			wantErr: "-exec selects backend exec; it cannot be combined with -backend tcp:127.0.0.1:6379"},
+		{args: []string{"-exec", "/usr/libexec/app", "-backend", "sample"},
+			wantErr: "-exec selects backend exec; it cannot be combined with -backend sample"},
+	} {
+		o, err := parseFlags(append([]string{"-keytab", "/etc/krb5.keytab"}, tc.args...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := loadConfig(o)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%q: error %v, want %q", tc.args, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tc.args, err)
+		} else if c.Backend != config.BackendExec || c.ExecPath != "/usr/libexec/app" {
+			t.Errorf("%q: backend %q exec_path %q", tc.args, c.Backend, c.ExecPath)
+		}
+	}
+}
+
 // TestReplayCacheFlag: -replay-cache sets replay_cache; a bad value is
 // refused naming the key; memory keeps the process's own cache.
 func TestReplayCacheFlag(t *testing.T) {

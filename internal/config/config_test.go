@@ -160,8 +160,6 @@ func TestParseFullFile(t *testing.T) {
 		Services:                 []string{"host/h.example.com@EXAMPLE.COM", "HTTP/www.example.com"},
 		AllowClients:             []string{"alice@EXAMPLE.COM", "*@PARTNER.EXAMPLE"},
 		AllowClientsFile:         "/etc/gss-acceptor/clients",
-		ExecPath:                 "/usr/libexec/app/serve",
-		ExecArgs:                 []string{"--stdio", "-v"},
 		ExecMaxPerWorker:         8,
 		Workers:                  7,
 		MaxSessionsPerWorker:     1000,
@@ -211,16 +209,29 @@ func TestParseFullFile(t *testing.T) {
 	if got := withoutOrigin(c); !reflect.DeepEqual(got, want) {
 		t.Fatalf("parsed\n%+v\nwant\n%+v", got, want)
 	}
-	// The file must exercise every key with a non-default value, or this
+	// exec_path and exec_args need backend exec: full-exec.yaml has them.
+	e, err := Load(filepath.Join("testdata", "full-exec.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Backend != BackendExec || e.ExecPath != "/usr/libexec/app/serve" || !reflect.DeepEqual(e.ExecArgs, []string{"--stdio", "-v"}) {
+		t.Fatalf("full-exec.yaml parsed as %+v", withoutOrigin(e))
+	}
+	// The files must exercise every key with a non-default value, or this
 	// test would not notice a key that is silently ignored.
 	def := Default()
 	for i := range keys {
 		k := &keys[i]
+		f := c
 		if _, ok := c.origin.lines[k.name]; !ok {
-			t.Errorf("testdata/full.yaml does not set %s", k.name)
+			f = e
 		}
-		if reflect.DeepEqual(k.get(c), k.get(def)) && k.name != "allow_unauthenticated" { // only false is valid
-			t.Errorf("testdata/full.yaml sets %s to its default", k.name)
+		if _, ok := f.origin.lines[k.name]; !ok {
+			t.Errorf("neither testdata/full.yaml nor full-exec.yaml sets %s", k.name)
+			continue
+		}
+		if reflect.DeepEqual(k.get(f), k.get(def)) && k.name != "allow_unauthenticated" { // only false is valid
+			t.Errorf("%s sets %s to its default", f.origin.name, k.name)
 		}
 	}
 }
@@ -402,6 +413,10 @@ func TestInvalidValues(t *testing.T) {
 		{"worker_ack_timeout equals handshake_timeout", "handshake_timeout: 2s\nworker_ack_timeout: 2s", "worker_ack_timeout", "must be less than handshake_timeout (2s), got 2s"},
 		{"worker_ack_timeout over default handshake_timeout", "worker_ack_timeout: 30s", "worker_ack_timeout", "must be less than handshake_timeout (10s), got 30s"},
 		{"handshake_timeout under default worker_ack_timeout", "handshake_timeout: 1s", "handshake_timeout", "must be more than worker_ack_timeout (2s), got 1s"},
+		{"exec_path with sample backend", "exec_path: /usr/libexec/app", "exec_path", "is used only with backend exec (backend is sample)"},
+		{"exec_path with proxy backend", "backend: tcp:127.0.0.1:6379\nexec_path: /usr/libexec/app", "exec_path", "is used only with backend exec (backend is tcp:127.0.0.1:6379)"},
+		{"exec_args with sample backend", "exec_args: [--stdio]", "exec_args", "is used only with backend exec (backend is sample)"},
+		{"backend_proxy_protocol with exec backend", "backend: exec\nexec_path: /usr/libexec/app\nbackend_proxy_protocol: v2", "backend_proxy_protocol", "needs a proxy backend (backend is exec)"},
 		{"handshake_timeout bare", "handshake_timeout: 30", "handshake_timeout", `has no unit; write e.g. "30s"`},
 		{"handshake_timeout bare float", "handshake_timeout: 1.5", "handshake_timeout", "has no unit"},
 		{"handshake_timeout garbage", "handshake_timeout: soon", "handshake_timeout", `must be a duration with a unit`},

@@ -13,6 +13,7 @@ import (
 func FuzzParse(f *testing.F) {
 	for _, path := range []string{
 		filepath.Join("testdata", "full.yaml"),
+		filepath.Join("testdata", "full-exec.yaml"),
 		filepath.Join("..", "..", "configs", "gss-acceptor.yaml"),
 	} {
 		data, err := os.ReadFile(path)

@@ -649,6 +649,16 @@ func (v *validator) backend() {
 	if c.ExecPath != "" {
 		v.path("exec_path", c.ExecPath)
 	}
+	// Only the exec backend runs a program: anywhere else these keys
+	// would be accepted and silently ignored.
+	if c.Backend != BackendExec {
+		if c.ExecPath != "" {
+			v.fail("exec_path", "is used only with backend exec (backend is %s)", c.Backend)
+		}
+		if len(c.ExecArgs) > 0 {
+			v.fail("exec_args", "is used only with backend exec (backend is %s)", c.Backend)
+		}
+	}
 	v.intRange("exec_max_per_worker", c.ExecMaxPerWorker, 1, 65536)
 	for i, a := range c.ExecArgs {
 		if strings.ContainsRune(a, 0) {
@@ -656,8 +666,8 @@ func (v *validator) backend() {
 		}
 	}
 	v.enum("backend_proxy_protocol", c.BackendProxyProtocol, []string{"", ProxyProtocolV2})
-	if c.Backend == BackendSample && c.BackendProxyProtocol != "" {
-		v.fail("backend_proxy_protocol", "needs a proxy backend (backend is %s)", BackendSample)
+	if (c.Backend == BackendSample || c.Backend == BackendExec) && c.BackendProxyProtocol != "" {
+		v.fail("backend_proxy_protocol", "needs a proxy backend (backend is %s)", c.Backend)
 	}
 	v.durationRange("backend_connect_timeout", c.BackendConnectTimeout, minTimeout, maxBackendConnectTimeout)
 }
