@@ -31,10 +31,17 @@ type Usage struct {
 // opState is the per-operation scratch state: HMAC instances keyed with Ki
 // and Kc (reset, not rebuilt, between uses), CBC modes whose IV is reset per
 // message, and a buffer for HMAC output so that Sum does not allocate.
+//
+// A state goes back to the pool holding no bytes of the message it served:
+// the block buffers and sum are cleared, and each HMAC is reset right after
+// its Sum (see mac), which overwrites the partial input block it buffers.
+// Zero cannot reach the pool's states, so this is what keeps plaintext from
+// outliving the call; what a pooled state keeps is key material only (the
+// AES schedule and the keyed HMAC pads), like the Usage itself.
 type opState struct {
 	macI, macC hash.Hash
 	enc, dec   cipher.BlockMode
-	sum        [64]byte
+	sumBuf     [64]byte
 	// Block scratch for CTS and the confounder. It lives here rather than
 	// on the stack because arrays passed to cipher.Block methods (an
 	// interface) escape, and would be allocated per call.
@@ -116,24 +123,41 @@ func (u *Usage) getState() *opState {
 
 func (u *Usage) putState(st *opState) { u.pool.Put(st) }
 
-// mac returns the Ki-keyed HMAC of st, reset and ready for input.
+// mac returns the Ki-keyed HMAC of st, ready for input. The caller takes
+// its result with sum, which resets it for the next use.
 func (u *Usage) mac(st *opState) hash.Hash {
 	if st.macI == nil {
-		st.macI = hmac.New(u.newHash, u.ki)
-	} else {
-		st.macI.Reset()
+		st.macI = newHMAC(u.newHash, u.ki)
 	}
 	return st.macI
 }
 
-// cmac returns the Kc-keyed HMAC of st, reset and ready for input.
+// cmac returns the Kc-keyed HMAC of st, ready for input, like mac.
 func (u *Usage) cmac(st *opState) hash.Hash {
 	if st.macC == nil {
-		st.macC = hmac.New(u.newHash, u.kc)
-	} else {
-		st.macC.Reset()
+		st.macC = newHMAC(u.newHash, u.kc)
 	}
 	return st.macC
+}
+
+// newHMAC returns an HMAC keyed with key, reset once: crypto/hmac then
+// keeps the keyed pad states marshaled, and every later Reset restores the
+// inner hash from them, overwriting its buffer of the last partial input
+// block. (The first Reset of a fresh HMAC rewrites the pad instead, which
+// leaves that buffer as it was.)
+func newHMAC(h func() hash.Hash, key []byte) hash.Hash {
+	m := hmac.New(h, key)
+	m.Reset()
+	return m
+}
+
+// sum returns m's MAC in st.sumBuf (valid until that is cleared) and resets
+// m, so that no input bytes stay in it while st is pooled. Unlike resetting
+// before each use, this costs nothing extra per operation.
+func (st *opState) sum(m hash.Hash) []byte {
+	s := m.Sum(st.sumBuf[:0])
+	m.Reset()
+	return s
 }
 
 // encrypter returns a CBC encrypter with a zero IV.
@@ -192,15 +216,15 @@ func (u *Usage) Encrypt(dst []byte, rand io.Reader, parts ...[]byte) ([]byte, er
 		m := u.mac(st)
 		m.Write(zeroIV[:])
 		m.Write(body)
-		copy(tag, m.Sum(st.sum[:0])[:h])
+		copy(tag, st.sum(m)[:h])
 	} else {
 		// RFC 3961 §5.3: MAC the plaintext (confounder included), then encrypt.
 		m := u.mac(st)
 		m.Write(body)
-		copy(tag, m.Sum(st.sum[:0])[:h])
+		copy(tag, st.sum(m)[:h])
 		u.ctsEncrypt(st, body)
 	}
-	clear(st.sum[:])
+	clear(st.sumBuf[:])
 	return out, nil
 }
 
@@ -232,8 +256,8 @@ func (u *Usage) Decrypt(dst, ciphertext []byte) ([]byte, error) {
 		m := u.mac(st)
 		m.Write(zeroIV[:])
 		m.Write(c)
-		ok := subtle.ConstantTimeCompare(m.Sum(st.sum[:0])[:h], tag) == 1
-		clear(st.sum[:])
+		ok := subtle.ConstantTimeCompare(st.sum(m)[:h], tag) == 1
+		clear(st.sumBuf[:])
 		if !ok {
 			return dst, ErrIntegrity
 		}
@@ -246,8 +270,8 @@ func (u *Usage) Decrypt(dst, ciphertext []byte) ([]byte, error) {
 	m := u.mac(st)
 	m.Write(conf[:])
 	m.Write(pt)
-	ok := subtle.ConstantTimeCompare(m.Sum(st.sum[:0])[:h], tag) == 1
-	clear(st.sum[:])
+	ok := subtle.ConstantTimeCompare(st.sum(m)[:h], tag) == 1
+	clear(st.sumBuf[:])
 	clear(conf[:])
 	if !ok {
 		clear(pt)
@@ -269,8 +293,8 @@ func (u *Usage) Checksum(dst []byte, parts ...[]byte) []byte {
 	for _, p := range parts {
 		m.Write(p)
 	}
-	dst = append(dst, m.Sum(st.sum[:0])[:u.p.macSize]...)
-	clear(st.sum[:])
+	dst = append(dst, st.sum(m)[:u.p.macSize]...)
+	clear(st.sumBuf[:])
 	return dst
 }
 
@@ -290,16 +314,17 @@ func (u *Usage) VerifyChecksum(mac []byte, parts ...[]byte) bool {
 	for _, p := range parts {
 		m.Write(p)
 	}
-	ok := hmac.Equal(m.Sum(st.sum[:0])[:u.p.macSize], mac)
-	clear(st.sum[:])
+	ok := hmac.Equal(st.sum(m)[:u.p.macSize], mac)
+	clear(st.sumBuf[:])
 	return ok
 }
 
 // Zero overwrites the derived key bytes and drops the key schedule and the
-// pooled HMAC states so that later calls fail with ErrZeroed. The standard
-// library offers no way to wipe an AES key schedule or an HMAC state in
-// place; dropping every reference is the best it allows. Zero must not run
-// concurrently with other methods of u; it is idempotent.
+// pooled scratch states so that later calls fail with ErrZeroed. The
+// standard library offers no way to wipe an AES key schedule or an HMAC's
+// keyed pads in place; dropping every reference is the best it allows. No
+// pooled state holds message bytes (see opState), so none are left behind.
+// Zero must not run concurrently with other methods of u; it is idempotent.
 func (u *Usage) Zero() {
 	clear(u.ke)
 	clear(u.ki)
