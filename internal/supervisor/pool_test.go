@@ -125,7 +125,13 @@ func TestPoolResendsWhenWorkerDiesBeforeAck(t *testing.T) {
 	shut := false
 	defer func() {
 		if !shut {
-			p.Shutdown(context.Background())
+			// After a failure: the sessions' clients are still open (their
+			// cleanup runs later), so the drain cannot finish; a bounded
+			// Shutdown terminates the workers instead of hanging the test
+			// until the binary's timeout, which would hide the failure.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			p.Shutdown(ctx)
 		}
 	}()
 	ws, _ := p.Status()
