@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -296,11 +297,17 @@ func TestKadmin(t *testing.T) {
 	}
 }
 
+// addServiceRuns numbers TestAddService's runs: the shared realm outlives
+// one run under -count=N, and a principal can be created only once.
+var addServiceRuns atomic.Int32
+
 func TestAddService(t *testing.T) {
 	r := Shared(t)
 	kt := filepath.Join(t.TempDir(), "matrix.keytab")
+	run := addServiceRuns.Add(1)
+	svc := func(e int32) string { return fmt.Sprintf("svc%d-addservice%d/localhost", e, run) }
 	for _, e := range []int32{17, 18, 19, 20} {
-		if err := r.AddService("svc"+strconv.Itoa(int(e))+"-addservice/localhost", []int32{e}, kt); err != nil {
+		if err := r.AddService(svc(e), []int32{e}, kt); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -323,7 +330,7 @@ func TestAddService(t *testing.T) {
 	}
 	defer cl.Destroy()
 	for _, e := range []int32{17, 18, 19, 20} {
-		name := "svc" + strconv.Itoa(int(e)) + "-addservice/localhost"
+		name := svc(e)
 		if etypes := got[name+"@"+r.Name]; len(etypes) != 1 || etypes[0] != e {
 			t.Errorf("%s has keys %v, want [%d]", name, etypes, e)
 		}
