@@ -65,10 +65,8 @@ func stopWorker(t *testing.T, p *Pool) int {
 	if pid == 0 {
 		t.Fatalf("no worker in slot 0: %+v", ws)
 	}
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGCONT) })
+	sigstop(t, pid)
 	return pid
 }
 
