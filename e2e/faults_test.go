@@ -32,6 +32,7 @@ import (
 
 	"github.com/gss-acceptor/gss-acceptor/internal/client"
 	"github.com/gss-acceptor/gss-acceptor/internal/gss"
+	"github.com/gss-acceptor/gss-acceptor/internal/proctest"
 	"github.com/gss-acceptor/gss-acceptor/internal/testrealm"
 	"github.com/gss-acceptor/gss-acceptor/internal/wire"
 )
@@ -903,7 +904,7 @@ func faultKillWorkerDuringHandoff(t *testing.T, ft *faultTally) {
 		t.Fatalf("%d workers, want 2", len(pids))
 	}
 	victim := pids[0]
-	sigstop(t, victim)
+	proctest.Stop(t, victim)
 	killed := false
 	defer func() {
 		if !killed {
@@ -976,7 +977,7 @@ func faultStoppedWorker(t *testing.T, ft *faultTally) {
 	fdsBefore := fdCount(a.cmd.Process.Pid)
 	victim := pids[0]
 	defer syscall.Kill(victim, syscall.SIGCONT) // if the watchdog missed it
-	sigstop(t, victim)
+	proctest.Stop(t, victim)
 	start := time.Now()
 	handedBefore := len(a.logs.find(msgIs("session handed off")))
 
@@ -1240,42 +1241,4 @@ func faultFDExhaustion(t *testing.T, ft *faultTally) {
 	}
 	// Restore a normal limit so that the drain at cleanup is not starved.
 	exec.Command("prlimit", "--pid", strconv.Itoa(pid), "--nofile=4096:4096").Run()
-}
-
-// sigstop stops process pid and waits until every one of its threads is
-// stopped. kill(2) only queues SIGSTOP: the group stop begins when one
-// thread takes the signal, and on a loaded machine another thread (the one
-// reading the handoff channel) can run meanwhile and acknowledge a handoff.
-func sigstop(t *testing.T, pid int) {
-	t.Helper()
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); !allThreadsStopped(t, pid); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("process %d not stopped 10s after SIGSTOP", pid)
-		}
-	}
-}
-
-// allThreadsStopped reports whether every thread of pid is in state T
-// (stopped) or t (traced), from /proc/PID/task/*/stat.
-func allThreadsStopped(t *testing.T, pid int) bool {
-	t.Helper()
-	stats, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
-	if err != nil || len(stats) == 0 {
-		t.Fatalf("threads of %d: %v", pid, err)
-	}
-	for _, path := range stats {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return false // a thread that just exited; look again
-		}
-		// The state follows the command name, which may hold ") ".
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
-			return false
-		}
-	}
-	return true
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gss-acceptor/gss-acceptor/internal/listener"
+	"github.com/gss-acceptor/gss-acceptor/internal/proctest"
 )
 
 // A worker that sends HANDOFF messages of its own, each with a
@@ -66,7 +67,7 @@ func stopWorker(t *testing.T, p *Pool) int {
 		t.Fatalf("no worker in slot 0: %+v", ws)
 	}
 	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGCONT) })
-	sigstop(t, pid)
+	proctest.Stop(t, pid)
 	return pid
 }
 

@@ -1,9 +1,7 @@
 package supervisor
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +16,7 @@ import (
 	"github.com/gss-acceptor/gss-acceptor/internal/gss/gsstest"
 	"github.com/gss-acceptor/gss-acceptor/internal/handoff"
 	"github.com/gss-acceptor/gss-acceptor/internal/listener"
+	"github.com/gss-acceptor/gss-acceptor/internal/proctest"
 	"github.com/gss-acceptor/gss-acceptor/internal/wire"
 )
 
@@ -141,7 +140,7 @@ func TestPoolResendsWhenWorkerDiesBeforeAck(t *testing.T) {
 		t.Fatalf("%d workers", len(ws))
 	}
 	victim := ws[0].PID
-	sigstop(t, victim)
+	proctest.Stop(t, victim)
 	killed := false
 	defer func() {
 		if !killed {
@@ -223,42 +222,4 @@ func TestPoolResendsWhenWorkerDiesBeforeAck(t *testing.T) {
 	if ws, _ := p.Status(); len(ws) != 0 {
 		t.Errorf("workers left after Shutdown: %+v", ws)
 	}
-}
-
-// sigstop stops process pid and waits until every one of its threads is
-// stopped. kill(2) only queues SIGSTOP: the group stop begins when one
-// thread takes the signal, and on a loaded machine another thread (the one
-// reading the channel) can run meanwhile, read a HANDOFF and ACK it.
-func sigstop(t *testing.T, pid int) {
-	t.Helper()
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); !allThreadsStopped(t, pid); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("process %d not stopped 10s after SIGSTOP", pid)
-		}
-	}
-}
-
-// allThreadsStopped reports whether every thread of pid is in state T
-// (stopped) or t (traced), from /proc/PID/task/*/stat.
-func allThreadsStopped(t *testing.T, pid int) bool {
-	t.Helper()
-	stats, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
-	if err != nil || len(stats) == 0 {
-		t.Fatalf("threads of %d: %v", pid, err)
-	}
-	for _, path := range stats {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return false // a thread that just exited; look again
-		}
-		// The state follows the command name, which may hold ") ".
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
-			return false
-		}
-	}
-	return true
 }
