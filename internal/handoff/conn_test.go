@@ -131,17 +131,22 @@ func TestSendContextBounded(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			parent, child := pair(t)
 			big := &Ack{ID: 1}
-			// Fill the channel: the child does not read.
-			filled := 0
-			for ; filled < 10000; filled++ {
+			// Fill the channel: the child does not read. A send can time
+			// out without the channel being full (a loaded machine can
+			// pass the 20 ms before the write is even tried), so the
+			// channel counts as full after three timeouts in a row.
+			filled, timeouts := 0, 0
+			for filled < 10000 && timeouts < 3 {
 				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 				err := parent.SendContext(ctx, big)
 				cancel()
-				if errors.Is(err, os.ErrDeadlineExceeded) {
-					break
-				}
-				if err != nil {
+				switch {
+				case errors.Is(err, os.ErrDeadlineExceeded):
+					timeouts++
+				case err != nil:
 					t.Fatal(err)
+				default:
+					filled, timeouts = filled+1, 0
 				}
 			}
 			if filled == 10000 {
