@@ -132,10 +132,13 @@ func TestRelayBackendReset(t *testing.T) {
 }
 
 func TestRelayIdleTimeout(t *testing.T) {
-	f := startRelay(t, RelayOptions{IdleTimeout: 150 * time.Millisecond})
+	// The gaps are a sixth of the timeout, so a loaded machine that
+	// oversleeps does not end the relay early; the traffic still lasts
+	// longer than the timeout.
+	f := startRelay(t, RelayOptions{IdleTimeout: 600 * time.Millisecond})
 	// Traffic keeps it alive past the timeout...
-	for range 4 {
-		time.Sleep(60 * time.Millisecond)
+	for range 10 {
+		time.Sleep(100 * time.Millisecond)
 		f.client.Write([]byte("x"))
 	}
 	select {
