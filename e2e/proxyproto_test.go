@@ -177,33 +177,19 @@ func proxyV2TCP4(src, dst netip.AddrPort) []byte {
 // that names another client.
 func startHeaderProxy(t *testing.T, backend string, header []byte) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				b, err := net.DialTimeout("tcp", backend, ioTimeout)
-				if err != nil {
-					return
-				}
-				defer b.Close()
-				if _, err := b.Write(header); err != nil {
-					return
-				}
-				go func() { io.Copy(b, c); b.(*net.TCPConn).CloseWrite() }()
-				io.Copy(c, b)
-			}()
+	_, addr := goBackend(t, func(c *net.TCPConn) {
+		b, err := net.DialTimeout("tcp", backend, ioTimeout)
+		if err != nil {
+			return
 		}
-	}()
-	return ln.Addr().String()
+		defer b.Close()
+		if _, err := b.Write(header); err != nil {
+			return
+		}
+		go func() { io.Copy(b, c); b.(*net.TCPConn).CloseWrite() }()
+		io.Copy(c, b)
+	})
+	return addr
 }
 
 // TestProxyClientAddrToExec: behind a balancer that sends a PROXY v2
