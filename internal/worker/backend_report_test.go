@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
 	"os"
@@ -16,7 +15,6 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/gss-acceptor/gss-acceptor/internal/gss"
 	"github.com/gss-acceptor/gss-acceptor/internal/handoff"
 	"github.com/gss-acceptor/gss-acceptor/internal/stream"
 	"github.com/gss-acceptor/gss-acceptor/internal/wire"
@@ -196,33 +194,18 @@ func TestSessionEndCarriesBackend(t *testing.T) {
 	defer ln.Close()
 	greetEcho(ln, "hi\n")
 
-	parent, ch := newChannel(t)
 	core, logs := observer.New(zapcore.InfoLevel)
-	w := New(Config{Channel: ch, Logger: zap.New(core), Service: &StreamService{Backend: Backend{"tcp", ln.Addr().String()}}})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	runDone := make(chan error, 1)
-	go func() { runDone <- w.Run(ctx) }()
-	seal, err := gss.GenerateSealKey(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sendHello(t, parent, seal, 1<<20)
-	token, cctx := establish(t, seal)
-	srv, cli := socketPair(t)
-	if err := parent.Send(&handoff.Handoff{ID: 42, Token: token, File: srv}); err != nil {
-		t.Fatal(err)
-	}
-	if m, err := parent.Recv(); err != nil || m.Type() != handoff.TypeAck {
+	rw := startWorkerWith(t, Config{Logger: zap.New(core), Service: &StreamService{Backend: Backend{"tcp", ln.Addr().String()}}}, 1<<20)
+	s := rw.send(t)
+	if m, err := rw.parent.Recv(); err != nil || m.Type() != handoff.TypeAck {
 		t.Fatalf("want ACK, got %v, %v", m, err)
 	}
-	srv.Close()
-	nc, err := net.FileConn(cli)
+	nc, err := net.FileConn(s.conn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	client, err := stream.New(nc, wire.NewReader(nc, 4096), cctx, stream.Config{})
+	client, err := stream.New(nc, wire.NewReader(nc, 4096), s.ctx, stream.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +215,7 @@ func TestSessionEndCarriesBackend(t *testing.T) {
 		t.Fatalf("client read %q, %v", got, err)
 	}
 
-	m, err := parent.Recv()
+	m, err := rw.parent.Recv()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,9 +224,9 @@ func TestSessionEndCarriesBackend(t *testing.T) {
 		t.Fatalf("want SESSION_END, got %#v", m)
 	}
 	b := end.Backend
-	if end.ID != 42 || end.Result != handoff.SessionOK || b.Kind != handoff.BackendProxy || b.Connect != handoff.ConnectOK ||
+	if end.ID != s.id || end.Result != handoff.SessionOK || b.Kind != handoff.BackendProxy || b.Connect != handoff.ConnectOK ||
 		b.ConnectUS == 0 || b.ToBackend != 4 || b.FromBackend != 7 {
-		t.Fatalf("SESSION_END %+v, want ID 42, ok, proxy, connect ok, 4 bytes to and 7 from the backend", *end)
+		t.Fatalf("SESSION_END %+v, want ID %d, ok, proxy, connect ok, 4 bytes to and 7 from the backend", *end, s.id)
 	}
 
 	var ended []observer.LoggedEntry
@@ -260,13 +243,5 @@ func TestSessionEndCarriesBackend(t *testing.T) {
 		f["backend_to_client"] != uint64(7) || f["backend_connect_time"] == nil || f["exec_status"] != nil {
 		t.Fatalf("session ended fields %v", f)
 	}
-	if err := parent.Send(&handoff.Drain{}); err != nil {
-		t.Fatal(err)
-	}
-	if m, err := parent.Recv(); err != nil || m.Type() != handoff.TypeBye {
-		t.Fatalf("want BYE, got %v, %v", m, err)
-	}
-	if err := <-runDone; err != nil && !errors.Is(err, ErrParentGone) {
-		t.Fatalf("Run: %v", err)
-	}
+	rw.drain(t)
 }

@@ -1,12 +1,9 @@
 package worker
 
 import (
-	"context"
-	"errors"
 	"testing"
 	"time"
 
-	"github.com/gss-acceptor/gss-acceptor/internal/gss"
 	"github.com/gss-acceptor/gss-acceptor/internal/handoff"
 	"github.com/gss-acceptor/gss-acceptor/internal/wire"
 )
@@ -26,38 +23,21 @@ func TestSessionEndReport(t *testing.T) {
 		{"no messages, clean end", 0, "", false, handoff.SessionOK},
 		{"two messages, client vanishes", 2, "x", true, handoff.SessionFailed},
 	}
-	for i, tt := range tests {
+	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			parent, ch := newChannel(t)
-			w := New(Config{Channel: ch})
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			done := make(chan error, 1)
-			go func() { done <- w.Run(ctx) }()
-
-			seal, err := gss.GenerateSealKey(1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sendHello(t, parent, seal, 1<<20)
-
-			token, cctx := establish(t, seal)
-			srv, cli := socketPair(t)
-			id := uint64(100 + i)
-			if err := parent.Send(&handoff.Handoff{ID: id, Token: token, File: srv}); err != nil {
-				t.Fatal(err)
-			}
-			m, err := parent.Recv()
+			rw := startWorker(t, 1<<20)
+			s := rw.send(t)
+			id, cli, cctx := s.id, s.conn, s.ctx
+			m, err := rw.parent.Recv()
 			if err != nil {
 				t.Fatal(err)
 			}
 			if ack, ok := m.(*handoff.Ack); !ok || ack.ID != id || ack.Status != 0 || ack.Load != 1 {
 				t.Fatalf("want ACK{ID %d, status 0, load 1}, got %#v", id, m)
 			}
-			srv.Close()
 
 			var wantIn, wantOut uint64
-			r := wire.NewReader(cli, 4096)
+			r := s.r
 			for j := 0; j < tt.messages; j++ {
 				tok, err := cctx.Wrap([]byte(tt.payload), true)
 				if err != nil {
@@ -87,7 +67,7 @@ func TestSessionEndReport(t *testing.T) {
 				wantIn += uint64(wire.HeaderLen(wire.FlagNoop))
 			}
 
-			m, err = parent.Recv()
+			m, err = rw.parent.Recv()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -104,16 +84,8 @@ func TestSessionEndReport(t *testing.T) {
 				t.Errorf("duration %d µs out of range", end.DurationUS)
 			}
 
-			// DRAIN: the worker says BYE and Run returns nil.
-			if err := parent.Send(&handoff.Drain{}); err != nil {
-				t.Fatal(err)
-			}
-			if m, err := parent.Recv(); err != nil || m.Type() != handoff.TypeBye {
-				t.Fatalf("want BYE, got %v, %v", m, err)
-			}
-			if err := <-done; err != nil && !errors.Is(err, ErrParentGone) {
-				t.Fatalf("Run: %v", err)
-			}
+			// DRAIN: the worker says BYE and Run returns.
+			rw.drain(t)
 		})
 	}
 }

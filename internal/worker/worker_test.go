@@ -33,13 +33,20 @@ type runningWorker struct {
 // READY.
 func startWorker(t *testing.T, maxMessage uint32) *runningWorker {
 	t.Helper()
+	return startWorkerWith(t, Config{}, maxMessage)
+}
+
+// startWorkerWith is startWorker with cfg (its Channel is set here).
+func startWorkerWith(t *testing.T, cfg Config, maxMessage uint32) *runningWorker {
+	t.Helper()
 	parent, ch := newChannel(t)
+	cfg.Channel = ch
 	seal, err := gss.GenerateSealKey(7)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	rw := &runningWorker{w: New(Config{Channel: ch}), parent: parent, seal: seal, done: make(chan error, 1), cancel: cancel}
+	rw := &runningWorker{w: New(cfg), parent: parent, seal: seal, done: make(chan error, 1), cancel: cancel}
 	go func() { rw.done <- rw.w.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
@@ -100,6 +107,27 @@ func (rw *runningWorker) waitParentGone(t *testing.T) {
 		rw.done <- err // for the cleanup
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after the last session ended")
+	}
+}
+
+// drain sends DRAIN and checks the worker answers BYE and Run returns
+// (nil, or ErrParentGone).
+func (rw *runningWorker) drain(t *testing.T) {
+	t.Helper()
+	if err := rw.parent.Send(&handoff.Drain{}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := rw.parent.Recv(); err != nil || m.Type() != handoff.TypeBye {
+		t.Fatalf("want BYE, got %v, %v", m, err)
+	}
+	select {
+	case err := <-rw.done:
+		if err != nil && !errors.Is(err, ErrParentGone) {
+			t.Fatalf("Run: %v", err)
+		}
+		rw.done <- err // for the cleanup
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after DRAIN")
 	}
 }
 
