@@ -17,20 +17,7 @@ import (
 // on the same non-blocking open file description, wrapped by os.NewFile.
 func receivedTCP(t *testing.T) (client net.Conn, server *os.File) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err = net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close() })
-	sc, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, sc := tcpConnPair(t)
 	defer sc.Close() // as the acceptor closes its copy after the ACK
 	rc, err := sc.(*net.TCPConn).SyscallConn()
 	if err != nil {
