@@ -74,17 +74,8 @@ func TestTunnelExecStdio(t *testing.T) {
 	prog := filepath.Join(t.TempDir(), "backend.sh")
 	os.WriteFile(prog, []byte("#!/bin/sh\necho \"hello $GSS_CLIENT_PRINCIPAL\"\ncat\necho bye\n"), 0o755)
 	a := startAcceptor(t, r, acceptorOptions{"backend": `"exec"`, "exec_path": strconv.Quote(prog), "allow_clients": `["*@` + r.Name + `"]`})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := tunnelCmd(ctx, r, a, "-stdio")
-	cmd.Stdin = strings.NewReader("ping\n")
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("gss-tunnel: %v\n%s", err, stderr.String())
-	}
-	if want := "hello " + r.UserPrincipal + "\nping\nbye\n"; string(out) != want {
+	out := tunnelStdio(t, r, a, "ping\n")
+	if want := "hello " + r.UserPrincipal + "\nping\nbye\n"; out != want {
 		t.Fatalf("got %q, want %q", out, want)
 	}
 	a.logs.wait(t, 10*time.Second, 1, "session ended ok", func(m map[string]any) bool {

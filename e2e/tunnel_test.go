@@ -29,6 +29,23 @@ func tunnelCmd(ctx context.Context, r *testrealm.Realm, a *acceptor, args ...str
 	return cmd
 }
 
+// tunnelStdio runs one gss-tunnel -stdio session with input on its stdin
+// and returns its stdout; a failure ends the test with its stderr.
+func tunnelStdio(t *testing.T, r *testrealm.Realm, a *acceptor, input string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := tunnelCmd(ctx, r, a, "-stdio")
+	cmd.Stdin = strings.NewReader(input)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("gss-tunnel: %v\n%s", err, stderr.String())
+	}
+	return string(out)
+}
+
 // startTunnelListen runs gss-tunnel -listen on a free loopback port and
 // returns its address.
 func startTunnelListen(t *testing.T, r *testrealm.Realm, a *acceptor) string {
@@ -249,18 +266,9 @@ func TestTunnelIdentity(t *testing.T) {
 		c.CloseWrite()
 	})
 	a := startAcceptor(t, r, acceptorOptions{"backend": strconv.Quote("tcp:" + addr), "backend_proxy_protocol": "v2"})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := tunnelCmd(ctx, r, a, "-stdio")
-	cmd.Stdin = strings.NewReader("")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("gss-tunnel: %v\n%s", err, stderr.String())
-	}
+	out := tunnelStdio(t, r, a, "")
 	want := "client=" + r.UserPrincipal + " service=" + r.ServicePrincipal + " source=127.0.0.1"
-	if string(out) != want {
+	if out != want {
 		t.Fatalf("backend saw %q, want %q", out, want)
 	}
 }
