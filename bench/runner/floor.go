@@ -98,6 +98,12 @@ func startFloor(binDir, dir string, inline bool) (*server, error) {
 // a time: start, warm up for a second, run load with conc clients for d,
 // stop.
 func (h *harness) floorRun(load, d, conc string) error {
+	return h.floorRunWith(load, "-c", conc, "-duration", d)
+}
+
+// floorRunWith is floorRun with the measured load's floor -client
+// arguments.
+func (h *harness) floorRunWith(load string, args ...string) error {
 	for _, inline := range []bool{true, false} {
 		s, err := startFloor(h.cfg.binDir, h.dir, inline)
 		if err != nil {
@@ -108,7 +114,7 @@ func (h *harness) floorRun(load, d, conc string) error {
 		if err != nil {
 			err = fmt.Errorf("warm-up against %s: %w", s.name, err)
 		} else {
-			err = h.measureFloor(load, s, "-c", conc, "-duration", d)
+			err = h.measureFloor(load, s, args...)
 		}
 		s.stop()
 		if err != nil {

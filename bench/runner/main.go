@@ -54,7 +54,32 @@ type config struct {
 	// replayRounds rounds.
 	replay       bool
 	replayRounds int
+	// serial is the -ccount of the one-client-at-a-time section, run in
+	// serialRounds rounds; only limits the run to some sections.
+	serial       int
+	serialRounds int
+	only         map[string]bool
+	// extraConfig is appended to gss-acceptor's configuration (A/B runs
+	// of a setting).
+	extraConfig string
+	// bConfig, if set, starts a second gss-acceptor ("ours-b") with these
+	// lines appended, for A/B pairs measured in the same run.
+	bConfig string
+	bEnv    listFlag
+	bBin    string // ours-b's gss-acceptor and gss-worker; "": binDir
 }
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, " ") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// Sections of a run, for -only.
+var sections = []string{"serial", "handshake", "floor", "messages", "mit", "hold"}
+
+// runs reports whether section is part of this run.
+func (c config) runs(section string) bool { return len(c.only) == 0 || c.only[section] }
 
 func run() error {
 	var c config
@@ -69,7 +94,23 @@ func run() error {
 	flag.BoolVar(&c.serve, "serve", false, "only start the realm and the servers, print how to reach them, and wait for SIGINT/SIGTERM (for profiling)")
 	flag.BoolVar(&c.replay, "replay", false, "only compare the replay cache backends (memory, file, redis) and write replay.md")
 	flag.IntVar(&c.replayRounds, "rounds", 3, "rounds of the -replay comparison")
+	flag.IntVar(&c.serial, "serial", 1000, "connections of the one-client-at-a-time MIT gss-client")
+	flag.IntVar(&c.serialRounds, "serial-rounds", 2, "rounds of the one-client-at-a-time section")
+	flag.StringVar(&c.extraConfig, "config", "", "YAML lines appended to gss-acceptor's configuration, e.g. $'acceptor_cpus: 1\\n'")
+	flag.StringVar(&c.bBin, "b-bin", "", "directory of ours-b's gss-acceptor and gss-worker, e.g. built from another commit (implies ours-b)")
+	flag.Var(&c.bEnv, "b-env", "KEY=VALUE in ours-b's environment (repeatable; implies ours-b)")
+	flag.StringVar(&c.bConfig, "b-config", "", "YAML lines for a second gss-acceptor, ours-b, measured beside ours in each load (A/B)")
+	only := flag.String("only", "", "comma-separated sections to run (default all): "+strings.Join(sections, ","))
 	flag.Parse()
+	if *only != "" {
+		c.only = map[string]bool{}
+		for sec := range strings.SplitSeq(*only, ",") {
+			if !slices.Contains(sections, sec) {
+				return fmt.Errorf("-only: unknown section %q (want some of %s)", sec, strings.Join(sections, ","))
+			}
+			c.only[sec] = true
+		}
+	}
 	switch {
 	case c.binDir == "":
 		return errors.New("-bin is required")
@@ -80,6 +121,8 @@ func run() error {
 		return errors.New("-c, -hold, -mit-clients or -ccount out of range")
 	case c.replayRounds < 1 || c.replayRounds > 20:
 		return errors.New("-rounds: want 1 to 20")
+	case c.serial < 1 || c.serial > 100_000, c.serialRounds < 1 || c.serialRounds > 20:
+		return errors.New("-serial or -serial-rounds out of range")
 	}
 	if err := testrealm.Available(); err != nil {
 		return err
@@ -120,8 +163,11 @@ type harness struct {
 	env   []string
 
 	ours, mitNone, mitRcache *server
-	rows                     []row
-	raw                      []rawEntry
+	// oursB is a second gss-acceptor with -b-config, measured beside
+	// ours in every load (nil without -b-config).
+	oursB *server
+	rows  []row
+	raw   []rawEntry
 
 	hold    holdFigures
 	latency latencyFigures
@@ -135,11 +181,14 @@ type row struct {
 	CPU    time.Duration `json:"server_cpu_ns"`
 	// AcceptorCPU is our acceptor process alone (workers excluded).
 	AcceptorCPU time.Duration `json:"acceptor_cpu_ns,omitempty"`
-	Ops         int64         `json:"ops"`
-	OpsPerSec   float64       `json:"ops_per_s"`
-	MBPerSec    float64       `json:"mb_per_s,omitempty"`
-	Errors      int64         `json:"errors"`
-	LoadAvg     float64       `json:"loadavg"`
+	// Elapsed is the load's wall-clock time, where the load is a fixed
+	// number of operations (MIT gss-client runs).
+	Elapsed   time.Duration `json:"elapsed_ns,omitempty"`
+	Ops       int64         `json:"ops"`
+	OpsPerSec float64       `json:"ops_per_s"`
+	MBPerSec  float64       `json:"mb_per_s,omitempty"`
+	Errors    int64         `json:"errors"`
+	LoadAvg   float64       `json:"loadavg"`
 }
 
 // cpuPerOp is the server CPU per operation in microseconds.
@@ -194,7 +243,7 @@ func (h *harness) run() error {
 
 	h.printf("== servers\n")
 	maxPerWorker := max(4096, h.cfg.hold) // all held sessions fit even on one worker
-	if h.ours, err = startOurs(h.realm, h.cfg.binDir, h.dir, 2, maxPerWorker); err != nil {
+	if h.ours, err = startOurs(h.realm, h.cfg.binDir, h.dir, 2, maxPerWorker, h.cfg.extraConfig); err != nil {
 		return err
 	}
 	defer h.ours.stop()
@@ -207,6 +256,17 @@ func (h *harness) run() error {
 	}
 	defer h.mitRcache.stop()
 	all := []*server{h.ours, h.mitNone, h.mitRcache}
+	if h.cfg.bConfig != "" || len(h.cfg.bEnv) > 0 || h.cfg.bBin != "" {
+		bBin := h.cfg.binDir
+		if h.cfg.bBin != "" {
+			bBin = h.cfg.bBin
+		}
+		if h.oursB, err = startOursEnv(h.realm, bBin, h.dir, "ours-b", 2, maxPerWorker, h.cfg.bConfig, h.cfg.bEnv); err != nil {
+			return err
+		}
+		defer h.oursB.stop()
+		all = []*server{h.ours, h.oursB, h.mitNone, h.mitRcache}
+	}
 	for _, s := range all {
 		h.printf("  %-10s port %d pids %v\n", s.name, s.port, s.pids())
 	}
@@ -233,56 +293,72 @@ func (h *harness) run() error {
 	load64K := "session: 64 KiB sealed wrap→MIC round trips, 1 session"
 	loadMIT := fmt.Sprintf("%d MIT gss-client -ccount %d -mcount 0 in parallel", h.cfg.mitClients, h.cfg.ccount)
 
-	h.printf("== %s\n", loadHS0)
-	for _, s := range all {
-		mark := 0
-		if s.lines != nil {
-			mark = s.lines.mark()
-		}
-		r, err := h.measure(loadHS0, s, hsLoad("0")...)
-		if err != nil {
+	if h.cfg.runs("serial") {
+		h.printf("== one client at a time (MIT gss-client -ccount %d), %d rounds\n", h.cfg.serial, h.cfg.serialRounds)
+		if err := h.serialRun(all, d); err != nil {
 			return err
 		}
-		if s.lines != nil {
-			h.latency, err = latencyFrom(s.lines.since(mark), r)
+	}
+	if h.cfg.runs("handshake") {
+		h.printf("== %s\n", loadHS0)
+		for _, s := range all {
+			mark := 0
+			if s.lines != nil {
+				mark = s.lines.mark()
+			}
+			r, err := h.measure(loadHS0, s, hsLoad("0")...)
 			if err != nil {
 				return err
 			}
-			h.latency.ConcurrentClientCount = h.cfg.conc
-			h.hold.RateUnloaded = r.OpsPerSec
+			if s == h.ours {
+				h.latency, err = latencyFrom(s.lines.since(mark), r)
+				if err != nil {
+					return err
+				}
+				h.latency.ConcurrentClientCount = h.cfg.conc
+				h.hold.RateUnloaded = r.OpsPerSec
+			}
 		}
 	}
 	loadFloor := fmt.Sprintf("architecture floor, %d clients", h.cfg.conc)
-	h.printf("== %s\n", loadFloor)
-	if err := h.floorRun(loadFloor, d, conc); err != nil {
-		return err
-	}
-	h.printf("== %s\n", loadHS1)
-	for _, s := range all {
-		if _, err := h.measure(loadHS1, s, hsLoad("1")...); err != nil {
+	if h.cfg.runs("floor") {
+		h.printf("== %s\n", loadFloor)
+		if err := h.floorRun(loadFloor, d, conc); err != nil {
 			return err
 		}
 	}
-	// MIT's gss-server serves one connection at a time, so one session is
-	// the only per-message comparison it supports.
-	for _, l := range []struct{ name, size string }{{load1K, "1024"}, {load64K, "65536"}} {
-		h.printf("== %s\n", l.name)
-		for _, s := range []*server{h.ours, h.mitNone} {
-			if _, err := h.measure(l.name, s, "-mode", "session", "-c", "1", "-duration", d, "-size", l.size); err != nil {
+	if h.cfg.runs("handshake") {
+		h.printf("== %s\n", loadHS1)
+		for _, s := range all {
+			if _, err := h.measure(loadHS1, s, hsLoad("1")...); err != nil {
 				return err
 			}
 		}
 	}
-	h.printf("== %s\n", loadMIT)
-	if err := h.prepareMITClients(); err != nil {
-		return err
-	}
-	for _, s := range all {
-		if err := h.mitClients(loadMIT, s); err != nil {
-			return err
+	if h.cfg.runs("messages") {
+		// MIT's gss-server serves one connection at a time, so one session
+		// is the only per-message comparison it supports.
+		for _, l := range []struct{ name, size string }{{load1K, "1024"}, {load64K, "65536"}} {
+			h.printf("== %s\n", l.name)
+			for _, s := range []*server{h.ours, h.mitNone} {
+				if _, err := h.measure(l.name, s, "-mode", "session", "-c", "1", "-duration", d, "-size", l.size); err != nil {
+					return err
+				}
+			}
 		}
 	}
-	if h.cfg.hold > 0 {
+	if h.cfg.runs("mit") {
+		h.printf("== %s\n", loadMIT)
+		if err := h.prepareMITClients(); err != nil {
+			return err
+		}
+		for _, s := range all {
+			if err := h.mitClients(loadMIT, s); err != nil {
+				return err
+			}
+		}
+	}
+	if h.cfg.hold > 0 && h.cfg.runs("hold") {
 		h.printf("== hold %d idle sessions on gss-acceptor\n", h.cfg.hold)
 		if err := h.holdRun(d, conc); err != nil {
 			return err
@@ -408,7 +484,7 @@ func (h *harness) mitClients(load string, s *server) error {
 	// processes that finished every connection.
 	ops := (int64(h.cfg.mitClients) - failed) * int64(h.cfg.ccount)
 	r := row{Load: load, Server: s.name, CPU: after - before, Ops: ops, OpsPerSec: float64(ops) / elapsed.Seconds(),
-		Errors: failed, LoadAvg: loadAvg()}
+		Elapsed: elapsed, Errors: failed, LoadAvg: loadAvg()}
 	h.rows = append(h.rows, r)
 	h.printf("  %-10s %9.1f contexts/s  %7.1f µs server CPU/context  %.2fs  failed processes %d  (load avg %.1f)\n",
 		s.name, r.OpsPerSec, r.cpuPerOp(), elapsed.Seconds(), failed, r.LoadAvg)

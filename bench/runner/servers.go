@@ -114,14 +114,20 @@ func (l *lineSink) since(m int) [][]byte {
 
 // startOurs runs gss-acceptor with two workers on a loopback port and waits
 // for its "ready" log line.
-func startOurs(realm *testrealm.Realm, binDir, dir string, workers, maxPerWorker int) (*server, error) {
-	return startOursNamed(realm, binDir, dir, "ours", workers, maxPerWorker, "")
+func startOurs(realm *testrealm.Realm, binDir, dir string, workers, maxPerWorker int, extra string) (*server, error) {
+	return startOursNamed(realm, binDir, dir, "ours", workers, maxPerWorker, extra)
 }
 
 // startOursNamed is startOurs for an instance called name (its config and
 // log files are named after it; "ours" keeps the plain names), with extra
 // YAML lines appended to the configuration.
 func startOursNamed(realm *testrealm.Realm, binDir, dir, name string, workers, maxPerWorker int, extra string) (*server, error) {
+	return startOursEnv(realm, binDir, dir, name, workers, maxPerWorker, extra, nil)
+}
+
+// startOursEnv is startOursNamed with env added to the acceptor's
+// environment (which its workers inherit in part: GODEBUG, GOGC, ...).
+func startOursEnv(realm *testrealm.Realm, binDir, dir, name string, workers, maxPerWorker int, extra string, env []string) (*server, error) {
 	base := "gss-acceptor"
 	if name != "ours" {
 		base += "-" + name
@@ -145,7 +151,7 @@ shutdown_timeout: 5s
 		return nil, err
 	}
 	cmd := exec.Command(filepath.Join(binDir, "gss-acceptor"), "-config", cfgPath)
-	cmd.Env = realm.Env()
+	cmd.Env = append(realm.Env(), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		logFile.Close()
