@@ -24,6 +24,14 @@ import (
 // readBufferSize is the per-session frame reader buffer.
 const readBufferSize = 16 << 10
 
+// endFlushDelay bounds how long a SESSION_END waits to go out with the
+// next ACK (ARCHITECTURE.md §11): one client at a time, the next handoff's
+// ACK comes within a millisecond and carries it, so the acceptor wakes
+// once per connection for both; on a quiet worker the timer sends it. The
+// acceptor's session metrics and the worker's load it keeps are this much
+// late at most; a worker at its session cap reports an end at once.
+const endFlushDelay = 20 * time.Millisecond
+
 // ErrParentGone is returned by Run when the acceptor closed the channel (it
 // exited or was killed). The worker has finished its sessions by then.
 var ErrParentGone = errors.New("worker: acceptor closed the handoff channel")
@@ -37,6 +45,9 @@ type Config struct {
 	Channel *handoff.Conn // the handoff channel to the acceptor (fd 3)
 	Service Service       // nil: SampleService
 	Logger  *zap.Logger   // nil: no logging
+	// EndFlushDelay is how long a SESSION_END may wait to go out with the
+	// next message to the acceptor; 0: endFlushDelay.
+	EndFlushDelay time.Duration
 }
 
 // Worker receives handoffs and serves sessions. Create it with New and run
@@ -50,9 +61,15 @@ type Worker struct {
 	importer    *gss.Importer
 	id          uint32
 	maxMessage  int
+	maxSessions int // HELLO's cap; 0: none
+	flushDelay  time.Duration
 	idleTimeout time.Duration
 
 	sendMu sync.Mutex // serializes Send on ch: sessions report load as they end
+	// Guarded by sendMu: SESSION_ENDs waiting for the next message to the
+	// acceptor or for flushTimer (endFlushDelay).
+	ends       []*handoff.SessionEnd
+	flushTimer *time.Timer
 
 	active   atomic.Int32 // sessions being served
 	sessions sync.WaitGroup
@@ -68,6 +85,11 @@ func New(cfg Config) *Worker {
 		service: cfg.Service,
 		log:     cfg.Logger,
 		conns:   make(map[uint64]net.Conn),
+
+		flushDelay: cfg.EndFlushDelay,
+	}
+	if w.flushDelay <= 0 {
+		w.flushDelay = endFlushDelay
 	}
 	if w.service == nil {
 		w.service = SampleService{}
@@ -107,16 +129,17 @@ func (w *Worker) Run(ctx context.Context) error {
 			continue
 		}
 		if err != nil {
-			if ctx.Err() != nil {
-				w.sessions.Wait()
-				return ctx.Err()
-			}
-			if errors.Is(err, io.EOF) {
+			if errors.Is(err, io.EOF) && ctx.Err() == nil {
 				w.log.Info("acceptor went away; finishing sessions", zap.Int32("sessions", w.active.Load()))
-				w.sessions.Wait()
-				return ErrParentGone
 			}
 			w.sessions.Wait()
+			w.flushEnds()
+			switch {
+			case ctx.Err() != nil:
+				return ctx.Err()
+			case errors.Is(err, io.EOF):
+				return ErrParentGone
+			}
 			return fmt.Errorf("worker: receiving from acceptor: %w", err)
 		}
 		switch m := m.(type) {
@@ -129,6 +152,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			return nil
 		default:
 			w.sessions.Wait()
+			w.flushEnds()
 			return fmt.Errorf("worker: unexpected %T from acceptor", m)
 		}
 	}
@@ -152,6 +176,7 @@ func (w *Worker) hello() error {
 	w.importer = gss.NewImporter(key)
 	w.id = h.WorkerID
 	w.maxMessage = int(h.MaxMessageBytes)
+	w.maxSessions = int(h.MaxSessions)
 	w.idleTimeout = time.Duration(h.IdleTimeoutMS) * time.Millisecond
 	w.log = w.log.With(zap.Uint32("worker", h.WorkerID), zap.Uint32("generation", h.Generation))
 	w.log.Debug("hello received", zap.Int("max_message", w.maxMessage), zap.Duration("idle_timeout", w.idleTimeout))
@@ -215,7 +240,7 @@ func (w *Worker) serve(ctx context.Context, s *Session) {
 		w.active.Add(-1)
 		// Report the session's counters (the acceptor keeps the metrics)
 		// and the new load, so the acceptor's dispatcher stays accurate.
-		w.sendLoad(&handoff.SessionEnd{
+		w.endSession(&handoff.SessionEnd{
 			ID:          s.ID,
 			Result:      end,
 			DurationUS:  uint64(max(time.Since(start), 0) / time.Microsecond),
@@ -273,11 +298,60 @@ func backendFields(f []zap.Field, b handoff.BackendEnd) []zap.Field {
 	return f
 }
 
-// send writes one message to the acceptor. A failure means the acceptor is
-// gone; Run notices it on its next Recv, so it is only logged here.
+// endSession queues a finished session's SESSION_END to go out ahead of
+// the next message to the acceptor, or after endFlushDelay, whichever
+// comes first. A worker that was at its session cap sends it at once: the
+// acceptor waits for that room.
+func (w *Worker) endSession(m *handoff.SessionEnd) {
+	w.sendMu.Lock()
+	defer w.sendMu.Unlock()
+	w.ends = append(w.ends, m)
+	if w.maxSessions > 0 && int(w.active.Load())+1 >= w.maxSessions {
+		w.flushEndsLocked()
+		return
+	}
+	if w.flushTimer == nil {
+		w.flushTimer = time.AfterFunc(w.flushDelay, w.flushEnds)
+	} else if len(w.ends) == 1 {
+		w.flushTimer.Reset(w.flushDelay)
+	}
+}
+
+// flushEnds sends the queued SESSION_ENDs (flushTimer).
+func (w *Worker) flushEnds() {
+	w.sendMu.Lock()
+	defer w.sendMu.Unlock()
+	w.flushEndsLocked()
+}
+
+// flushEndsLocked sends the queued SESSION_ENDs, each with the current
+// load, back to back: the acceptor reads them in one wake-up, with
+// whatever follows. sendMu is held.
+func (w *Worker) flushEndsLocked() {
+	if len(w.ends) == 0 {
+		return
+	}
+	if w.flushTimer != nil {
+		w.flushTimer.Stop()
+	}
+	load := uint32(max(w.active.Load(), 0))
+	for i, m := range w.ends {
+		m.Load = load
+		if err := w.ch.Send(m); err != nil {
+			w.log.Debug("send to acceptor failed", zap.Error(err))
+		}
+		w.ends[i] = nil
+	}
+	w.ends = w.ends[:0]
+}
+
+// send writes one message to the acceptor, after any queued SESSION_ENDs.
+// A failure means the acceptor is gone; Run notices it on its next Recv,
+// so it is only logged here.
 func (w *Worker) send(m handoff.Message) error {
 	w.sendMu.Lock()
 	defer w.sendMu.Unlock()
+	w.flushEndsLocked()
 	err := w.ch.Send(m)
 	if err != nil {
 		w.log.Debug("send to acceptor failed", zap.Error(err))
@@ -293,6 +367,7 @@ func (w *Worker) send(m handoff.Message) error {
 func (w *Worker) sendLoad(m handoff.Message) error {
 	w.sendMu.Lock()
 	defer w.sendMu.Unlock()
+	w.flushEndsLocked()
 	load := uint32(max(w.active.Load(), 0))
 	switch m := m.(type) {
 	case *handoff.Ack:
