@@ -302,8 +302,12 @@ func faultHandshakeFlood(t *testing.T, ft *faultTally) {
 		flood = 512
 		batch = 64
 	)
+	// defer_accept off: the test checks that the table evicts oldest
+	// first, in the order the connections were dialled. With it on, the
+	// kernel hands silent connections to accept only after its SYN-ACK
+	// timer for each, about a second later and not in dial order.
 	a := startAcceptor(t, r, acceptorOptions{"max_pending_connections": strconv.Itoa(table),
-		"first_frame_timeout": "20s", "handshake_timeout": "20s"})
+		"first_frame_timeout": "20s", "handshake_timeout": "20s", "defer_accept": "0"})
 	pid := a.cmd.Process.Pid
 	evictLine := func(m map[string]any) bool {
 		return m["msg"] == "pre-authentication connections closed" && m["result"] == "pending_full" &&

@@ -25,6 +25,7 @@ import (
 
 	"github.com/gss-acceptor/gss-acceptor/internal/client"
 	"github.com/gss-acceptor/gss-acceptor/internal/gss"
+	"github.com/gss-acceptor/gss-acceptor/internal/rtune"
 	"github.com/gss-acceptor/gss-acceptor/internal/testrealm"
 	"github.com/gss-acceptor/gss-acceptor/internal/wire"
 )
@@ -624,8 +625,15 @@ func TestSocketActivation(t *testing.T) {
 	if err := oneSession(addr, goTicket(t, r), 3); err != nil {
 		t.Fatal(err)
 	}
+	// The acceptor re-executed itself with a steady sysmon (steady_sysmon,
+	// internal/rtune) and still found the activated socket: the exec kept
+	// its PID, which LISTEN_PID names.
+	if env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", a.cmd.Process.Pid)); err != nil ||
+		!slices.Contains(strings.Split(string(env), "\x00"), "GODEBUG="+rtune.Schedtrace) {
+		t.Errorf("acceptor environment lacks GODEBUG=%s (steady_sysmon): %v", rtune.Schedtrace, err)
+	}
 	// LISTEN_* are unset for the workers (and the acceptor itself); their
-	// GOMAXPROCS is worker_cpus (default 1).
+	// GOMAXPROCS is worker_cpus (default 1), and they inherit GODEBUG.
 	for _, pid := range a.workerPIDs() {
 		env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
 		if strings.Contains(string(env), "LISTEN_") {
@@ -633,6 +641,9 @@ func TestSocketActivation(t *testing.T) {
 		}
 		if !slices.Contains(strings.Split(string(env), "\x00"), "GOMAXPROCS=1") {
 			t.Errorf("worker %d environment %q lacks GOMAXPROCS=1 (worker_cpus)", pid, env)
+		}
+		if !slices.Contains(strings.Split(string(env), "\x00"), "GODEBUG="+rtune.Schedtrace) {
+			t.Errorf("worker %d environment %q lacks GODEBUG=%s (steady_sysmon)", pid, env, rtune.Schedtrace)
 		}
 	}
 }

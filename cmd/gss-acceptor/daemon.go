@@ -8,6 +8,8 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -110,9 +112,12 @@ func (d *daemonState) run() int {
 func (d *daemonState) start() error {
 	log := d.log.Logger
 	cfg := d.cfg
+	cpus := acceptorCPUs(cfg)
+	runtime.GOMAXPROCS(cpus)
 	log.Info("starting", zap.String("version", version.String()), zap.Int("pid", os.Getpid()),
 		zap.Strings("listen", cfg.Listen), zap.String("keytab", cfg.Keytab),
-		zap.Strings("services", cfg.Services), zap.Int("workers", cfg.Workers))
+		zap.Strings("services", cfg.Services), zap.Int("workers", cfg.Workers),
+		zap.Int("acceptor_cpus", cpus), zap.Bool("steady_sysmon", !cfg.SysmonDeepSleep))
 	// The Go runtime raised the soft RLIMIT_NOFILE to the hard limit at
 	// start (and restores the original for the workers it execs): every
 	// pre-authentication connection is a descriptor here.
@@ -306,7 +311,7 @@ func (d *daemonState) listen(cfg *config.Config) ([]net.Listener, error) {
 		d.log.Info("using socket-activated listeners", zap.Int("count", len(out)))
 	}
 	for _, ln := range out {
-		if err := listener.SetInheritedOptions(ln); err != nil {
+		if err := listener.SetInheritedOptions(ln, cfg.DeferAccept); err != nil {
 			closeAll(out)
 			return nil, err
 		}
@@ -401,4 +406,17 @@ func (d *daemonState) observeSession(e supervisor.SessionEnd) {
 // time.Duration.
 func microseconds(us uint64) time.Duration {
 	return time.Duration(min(us, uint64(math.MaxInt64/int64(time.Microsecond)))) * time.Microsecond
+}
+
+// acceptorCPUs is the acceptor's own GOMAXPROCS: acceptor_cpus, else the
+// GOMAXPROCS environment variable (the operator's), else
+// config.DefaultAcceptorCPUs.
+func acceptorCPUs(cfg *config.Config) int {
+	if cfg.AcceptorCPUs > 0 {
+		return cfg.AcceptorCPUs
+	}
+	if v, err := strconv.Atoi(os.Getenv("GOMAXPROCS")); err == nil && v > 0 {
+		return v
+	}
+	return config.DefaultAcceptorCPUs()
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gss-acceptor/gss-acceptor/internal/config"
 	"github.com/gss-acceptor/gss-acceptor/internal/gss"
+	"github.com/gss-acceptor/gss-acceptor/internal/rtune"
 	"github.com/gss-acceptor/gss-acceptor/internal/version"
 )
 
@@ -179,6 +180,14 @@ func run(args []string) int {
 	}
 	if o.checkConfig {
 		return checkConfig(cfg, o.configPath, os.Stdout, os.Stderr)
+	}
+	if !cfg.SysmonDeepSleep {
+		// Nothing is open yet: the exec starts over with the same
+		// arguments, and only returns if it failed.
+		if err := rtune.Reexec(); err != nil {
+			fmt.Fprintln(os.Stderr, "gss-acceptor: re-executing with a steady sysmon (steady_sysmon: false turns it off):", err)
+			return exitFailedStart
+		}
 	}
 	d, err := newDaemon(cfg, o)
 	if err != nil {

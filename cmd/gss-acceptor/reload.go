@@ -132,6 +132,9 @@ func keepRestartOnly(cfg, running *config.Config) []string {
 		func() { cfg.MaxPendingPerSource = running.MaxPendingPerSource })
 	keep("first_frame_timeout", cfg.FirstFrameTimeout != running.FirstFrameTimeout,
 		func() { cfg.FirstFrameTimeout = running.FirstFrameTimeout })
+	keep("acceptor_cpus", cfg.AcceptorCPUs != running.AcceptorCPUs, func() { cfg.AcceptorCPUs = running.AcceptorCPUs })
+	keep("steady_sysmon", cfg.SysmonDeepSleep != running.SysmonDeepSleep, func() { cfg.SysmonDeepSleep = running.SysmonDeepSleep })
+	keep("defer_accept", cfg.DeferAccept != running.DeferAccept, func() { cfg.DeferAccept = running.DeferAccept })
 	keep("max_token_size", cfg.MaxTokenSize != running.MaxTokenSize, func() { cfg.MaxTokenSize = running.MaxTokenSize })
 	keep("import_deadline", cfg.ImportDeadline != running.ImportDeadline, func() { cfg.ImportDeadline = running.ImportDeadline })
 	keep("replay_cache_size", cfg.ReplayCacheSize != running.ReplayCacheSize, func() { cfg.ReplayCacheSize = running.ReplayCacheSize })

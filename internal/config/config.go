@@ -92,6 +92,11 @@ const (
 	// context token; a client that means it sends it at once.
 	DefaultFirstFrameTimeout = 3 * time.Second
 
+	// DefaultDeferAccept is how long the kernel holds a new connection
+	// back from accept until the client's first bytes arrive
+	// (TCP_DEFER_ACCEPT): a gss-sample client sends its token at once.
+	DefaultDeferAccept = time.Second
+
 	// DefaultIdleTimeout closes an established session that sends nothing
 	// for this long.
 	DefaultIdleTimeout = 5 * time.Minute
@@ -162,6 +167,10 @@ const (
 // arms a timer only when there is one.
 const NoIdleTimeout time.Duration = -1
 
+// NoDeferAccept is the DeferAccept that turns TCP_DEFER_ACCEPT off (the
+// file's "defer_accept: 0"), negative for the reason NoIdleTimeout is.
+const NoDeferAccept time.Duration = -1
+
 // BackendSample is the backend value of the gss-sample service; the
 // others are "tcp:HOST:PORT" and "unix:/PATH" (docs/stream.md).
 const BackendSample = "sample"
@@ -199,8 +208,24 @@ const MaxFileSize = 1 << 20
 // rather than runtime.NumCPU: since Go 1.25 the former also honours a cgroup
 // CPU limit (systemd CPUQuota=, containers), so a unit limited to 2 CPUs on a
 // 64-core host forks 2 workers, not 64.
+//
+// It reads the value the process started with: the acceptor lowers its
+// own GOMAXPROCS (acceptor_cpus), and a reload must not then halve the
+// default worker count.
 func DefaultWorkers() int {
-	return min(max(runtime.GOMAXPROCS(0), 1), MaxWorkers)
+	return min(max(startCPUs, 1), MaxWorkers)
+}
+
+// startCPUs is runtime.GOMAXPROCS(0) when the process started.
+var startCPUs = runtime.GOMAXPROCS(0)
+
+// DefaultAcceptorCPUs returns the acceptor's GOMAXPROCS when
+// acceptor_cpus is not set: half the CPUs the process may use (as
+// DefaultWorkers counts them), at least 1. The acceptor is one process
+// among its workers; one running Go code on fewer CPUs than there are wakes
+// fewer idle threads per connection (ARCHITECTURE.md §11).
+func DefaultAcceptorCPUs() int {
+	return min(max(startCPUs/2, 1), MaxWorkers)
 }
 
 // Config is the acceptor's configuration. Each field is one key of the file
@@ -307,6 +332,25 @@ type Config struct {
 	// complete context token (capped by HandshakeTimeout). Default
 	// DefaultFirstFrameTimeout.
 	FirstFrameTimeout time.Duration
+
+	// AcceptorCPUs (acceptor_cpus) is the acceptor's own GOMAXPROCS, 1 to
+	// MaxWorkers. Zero: the GOMAXPROCS environment variable if set, else
+	// DefaultAcceptorCPUs().
+	AcceptorCPUs int
+
+	// SysmonDeepSleep (steady_sysmon: false) lets the Go runtime's system
+	// monitor sleep while the process is idle, as it does by default; with
+	// steady_sysmon (the default) the acceptor re-executes itself with
+	// GODEBUG schedtrace set, which its workers inherit (internal/rtune).
+	SysmonDeepSleep bool
+
+	// DeferAccept (defer_accept) is the TCP_DEFER_ACCEPT time of the
+	// listening sockets: the kernel hands a connection to accept only
+	// once the client has sent something, or this long after it
+	// connected, so the acceptor wakes once per connection instead of
+	// twice. Zero means DefaultDeferAccept; NoDeferAccept (the file's 0)
+	// turns it off.
+	DeferAccept time.Duration
 
 	// IdleTimeout (idle_timeout) closes an established session idle this
 	// long. Zero means DefaultIdleTimeout; NoIdleTimeout (the file's 0)
@@ -485,6 +529,7 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.MaxPendingConnections, DefaultMaxPendingConnections)
 	setDefault(&c.MaxPendingPerSource, DefaultMaxPendingPerSource)
 	setDefault(&c.FirstFrameTimeout, DefaultFirstFrameTimeout)
+	setDefault(&c.DeferAccept, DefaultDeferAccept)
 	setDefault(&c.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&c.MaxTokenSize, DefaultMaxTokenSize)
 	setDefault(&c.MaxMessageSize, DefaultMaxMessageSize)

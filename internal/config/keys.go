@@ -16,7 +16,7 @@ const (
 	kindInt                  // a YAML integer
 	kindSize                 // a byte count: an integer or "64KiB"
 	kindDuration             // a Go duration with a unit, or 0
-	kindIdle                 // a duration where 0 means NoIdleTimeout
+	kindIdle                 // a duration where the file's 0 means off, stored as -1 (NoIdleTimeout, NoDeferAccept)
 	kindBool                 // true or false
 	kindNotBool              // true or false, stored negated (a default-true key)
 	kindList                 // a list of strings
@@ -76,6 +76,9 @@ var keys = []keyDef{
 	{name: "max_pending_connections", kind: kindInt, num: func(c *Config) *int { return &c.MaxPendingConnections }},
 	{name: "max_pending_per_source", kind: kindInt, num: func(c *Config) *int { return &c.MaxPendingPerSource }},
 	{name: "first_frame_timeout", kind: kindDuration, dur: func(c *Config) *time.Duration { return &c.FirstFrameTimeout }},
+	{name: "acceptor_cpus", kind: kindInt, num: func(c *Config) *int { return &c.AcceptorCPUs }},
+	{name: "steady_sysmon", kind: kindNotBool, flag: func(c *Config) *bool { return &c.SysmonDeepSleep }},
+	{name: "defer_accept", kind: kindIdle, dur: func(c *Config) *time.Duration { return &c.DeferAccept }},
 	{name: "idle_timeout", kind: kindIdle, dur: func(c *Config) *time.Duration { return &c.IdleTimeout }},
 	{name: "max_token_size", kind: kindSize, num: func(c *Config) *int { return &c.MaxTokenSize }},
 	{name: "max_message_size", kind: kindSize, num: func(c *Config) *int { return &c.MaxMessageSize }},
@@ -155,7 +158,7 @@ func Keys() []KeyInfo {
 		k := &keys[i]
 		info := KeyInfo{Name: k.name, Kind: k.kind.String()}
 		switch k.name {
-		case "keytab", "workers":
+		case "keytab", "workers", "acceptor_cpus":
 			// required, or computed from the CPUs at start
 		default:
 			info.Default = k.formatDefault(def)

@@ -20,22 +20,25 @@ import (
 // would exhaust memory or descriptors, not taste; configs/gss-acceptor.yaml
 // states each one next to its key.
 const (
-	maxListen                = 64
-	maxServices              = 1024
-	maxPrincipalLen          = 1024
-	maxAccountLen            = 256
-	maxSessionsPerWorker     = 1 << 24 // also bounded by RLIMIT_NOFILE at run time
-	maxTotalSessions         = math.MaxInt32
-	maxHandshakes            = 1 << 16
-	maxPending               = 1 << 20 // each one a descriptor: RLIMIT_NOFILE bounds it too
-	minTokenSize             = 1 << 10
-	maxTokenSize             = 16 << 20
-	minMessageSize           = 1 << 10
-	maxMessageSize           = 1 << 30
-	maxReplayCacheSize       = 100_000_000
-	maxChannelBindings       = 64 << 10
-	minTimeout               = 100 * time.Millisecond
-	maxHandshakeTimeout      = 10 * time.Minute
+	maxListen            = 64
+	maxServices          = 1024
+	maxPrincipalLen      = 1024
+	maxAccountLen        = 256
+	maxSessionsPerWorker = 1 << 24 // also bounded by RLIMIT_NOFILE at run time
+	maxTotalSessions     = math.MaxInt32
+	maxHandshakes        = 1 << 16
+	maxPending           = 1 << 20 // each one a descriptor: RLIMIT_NOFILE bounds it too
+	minTokenSize         = 1 << 10
+	maxTokenSize         = 16 << 20
+	minMessageSize       = 1 << 10
+	maxMessageSize       = 1 << 30
+	maxReplayCacheSize   = 100_000_000
+	maxChannelBindings   = 64 << 10
+	minTimeout           = 100 * time.Millisecond
+	maxHandshakeTimeout  = 10 * time.Minute
+	// maxDeferAccept bounds defer_accept: a silent connection waits this
+	// long in the kernel before first_frame_timeout starts.
+	maxDeferAccept           = time.Minute
 	maxImportDeadline        = 10 * time.Minute
 	maxShutdownTimeout       = 24 * time.Hour
 	maxRespawnBackoff        = time.Hour
@@ -279,6 +282,9 @@ func (v *validator) pool() {
 		}
 	}
 	v.intRange("worker_cpus", c.WorkerCPUs, 1, MaxWorkers)
+	if c.AcceptorCPUs != 0 {
+		v.intRange("acceptor_cpus", c.AcceptorCPUs, 1, MaxWorkers)
+	}
 	v.durationRange("worker_respawn_backoff_max", c.WorkerRespawnBackoffMax, minTimeout, maxRespawnBackoff)
 	v.durationRange("worker_ack_timeout", c.WorkerAckTimeout, minTimeout, maxWorkerAckTimeout)
 }
@@ -290,6 +296,9 @@ func (v *validator) limits() {
 	v.intRange("max_pending_connections", c.MaxPendingConnections, 1, maxPending)
 	v.intRange("max_pending_per_source", c.MaxPendingPerSource, 1, maxPending)
 	v.durationRange("first_frame_timeout", c.FirstFrameTimeout, minTimeout, maxHandshakeTimeout)
+	if d := c.DeferAccept; d >= 0 && (d < time.Second || d > maxDeferAccept || d%time.Second != 0) {
+		v.fail("defer_accept", "must be 0 (off) or whole seconds from 1s to %s, got %s", maxDeferAccept, d)
+	}
 	if d := c.IdleTimeout; d >= 0 && d < minIdleTimeout {
 		v.fail("idle_timeout", "must be 0 (no idle timeout) or at least %s, got %s", minIdleTimeout, d)
 	}

@@ -26,7 +26,19 @@ const (
 // it with net.ListenConfig{KeepAlive: -1}, which stops Go from setting
 // keep-alive on each accepted connection itself. Listeners that are not
 // TCP are left alone.
-func SetInheritedOptions(ln net.Listener) error {
+//
+// deferAccept > 0 also sets TCP_DEFER_ACCEPT (whole seconds, rounded up):
+// the kernel completes the TCP handshake but queues the connection for
+// accept only once the client's first bytes have arrived, or after
+// deferAccept (then it is accepted anyway and first_frame_timeout
+// applies). A gss-sample client, or a load balancer's PROXY header, speaks
+// first, so accept then finds the context token already there and the
+// handshake's first read does not wait: one wake of the acceptor per
+// connection instead of two (ARCHITECTURE.md §11). A silent connection
+// costs a request socket in the kernel until then, not a descriptor.
+// deferAccept <= 0 clears it (a socket-activated listener may come with
+// systemd's DeferAcceptSec= set).
+func SetInheritedOptions(ln net.Listener, deferAccept time.Duration) error {
 	tl, ok := ln.(*net.TCPListener)
 	if !ok {
 		return nil
@@ -44,6 +56,7 @@ func SetInheritedOptions(ln net.Listener) error {
 		{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, int(KeepAliveInterval / time.Second), "TCP_KEEPINTVL"},
 		{unix.IPPROTO_TCP, unix.TCP_KEEPCNT, KeepAliveCount, "TCP_KEEPCNT"},
 		{unix.IPPROTO_TCP, unix.TCP_NODELAY, 1, "TCP_NODELAY"},
+		{unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, deferSeconds(deferAccept), "TCP_DEFER_ACCEPT"},
 	}
 	var serr error
 	err = rc.Control(func(fd uintptr) {
@@ -61,4 +74,13 @@ func SetInheritedOptions(ln net.Listener) error {
 		return fmt.Errorf("listener: socket options on %s: %w", ln.Addr(), err)
 	}
 	return nil
+}
+
+// deferSeconds is TCP_DEFER_ACCEPT's value for d: whole seconds, rounded
+// up, 0 (off) for d <= 0.
+func deferSeconds(d time.Duration) int {
+	if d <= 0 {
+		return 0
+	}
+	return int((d + time.Second - 1) / time.Second)
 }
