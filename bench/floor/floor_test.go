@@ -7,11 +7,16 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
+
+	"github.com/gss-acceptor/gss-acceptor/internal/config"
+	"github.com/gss-acceptor/gss-acceptor/internal/rtune"
 )
 
 // workerEnv makes the test binary run the worker role (see TestMain).
@@ -37,13 +42,15 @@ func TestParseOptions(t *testing.T) {
 		wantErr string
 	}{
 		{"serve defaults", []string{"-serve", "-port", "0"},
-			options{role: roleServe, port: 0, workers: 2, reply: 160, token: 200, conc: 16, duration: 8 * time.Second, req: 620}, ""},
+			options{role: roleServe, port: 0, workers: 2, reply: 160, token: 200, steadySysmon: true, deferAccept: time.Second, conc: 16, duration: 8 * time.Second, req: 620}, ""},
 		{"serve inline", []string{"-serve", "-port", "9000", "-inline", "-reply", "0", "-token", "8"},
-			options{role: roleServe, port: 9000, inline: true, workers: 2, reply: 0, token: 8, conc: 16, duration: 8 * time.Second, req: 620}, ""},
+			options{role: roleServe, port: 9000, inline: true, workers: 2, reply: 0, token: 8, steadySysmon: true, deferAccept: time.Second, conc: 16, duration: 8 * time.Second, req: 620}, ""},
 		{"client", []string{"-client", "-port", "9000", "-c", "32", "-duration", "1h", "-n", "5", "-req", "0", "-json"},
-			options{role: roleClient, port: 9000, workers: 2, reply: 160, token: 200, conc: 32, duration: time.Hour, n: 5, json: true}, ""},
+			options{role: roleClient, port: 9000, workers: 2, reply: 160, token: 200, steadySysmon: true, deferAccept: time.Second, conc: 32, duration: time.Hour, n: 5, json: true}, ""},
 		{"worker", []string{"-worker"},
-			options{role: roleWorker, port: -1, workers: 2, reply: 160, token: 200, conc: 16, duration: 8 * time.Second, req: 620}, ""},
+			options{role: roleWorker, port: -1, workers: 2, reply: 160, token: 200, steadySysmon: true, deferAccept: time.Second, conc: 16, duration: 8 * time.Second, req: 620}, ""},
+		{"serve the old way", []string{"-serve", "-port", "0", "-steady-sysmon=false", "-acceptor-cpus", "2", "-defer-accept", "0"},
+			options{role: roleServe, port: 0, workers: 2, reply: 160, token: 200, acceptorCPUs: 2, conc: 16, duration: 8 * time.Second, req: 620}, ""},
 		{"no role", []string{"-port", "1"}, options{}, "exactly one"},
 		{"two roles", []string{"-serve", "-client", "-port", "1"}, options{}, "exactly one"},
 		{"serve without port", []string{"-serve"}, options{}, "-port -1"},
@@ -61,6 +68,11 @@ func TestParseOptions(t *testing.T) {
 		{"token shorter than an ID", []string{"-serve", "-port", "0", "-token", "7"}, options{}, "-token 7"},
 		{"token too big", []string{"-serve", "-port", "0", "-token", "65537"}, options{}, "-token 65537"},
 		{"reply negative", []string{"-serve", "-port", "0", "-reply", "-1"}, options{}, "-reply -1"},
+		{"acceptor cpus negative", []string{"-serve", "-port", "0", "-acceptor-cpus", "-1"}, options{}, "-acceptor-cpus -1"},
+		{"acceptor cpus too many", []string{"-serve", "-port", "0", "-acceptor-cpus", "1025"}, options{}, "-acceptor-cpus 1025"},
+		{"defer accept negative", []string{"-serve", "-port", "0", "-defer-accept", "-1s"}, options{}, "-defer-accept -1s"},
+		{"defer accept on client", []string{"-client", "-port", "1", "-defer-accept", "1s"}, options{}, "-defer-accept is for -serve"},
+		{"steady sysmon on worker", []string{"-worker", "-steady-sysmon=false"}, options{}, "-steady-sysmon is for -serve"},
 		{"stray argument", []string{"-worker", "x"}, options{}, "unexpected arguments"},
 		{"unknown flag", []string{"-serve", "-bogus"}, options{}, "bogus"},
 	}
@@ -150,7 +162,7 @@ func TestFloorHandoff(t *testing.T) {
 	if err != nil {
 		t.Skipf("no executable to re-run as a worker: %v", err)
 	}
-	s := roundTrip(t, serveConfig{workers: 2, reply: 160, token: 200, workerCmd: testWorker(exe)})
+	s := roundTrip(t, serveConfig{workers: 2, reply: 160, token: 200, deferAccept: time.Second, workerCmd: testWorker(exe)})
 	// Every session ended before its client saw end of stream, and the
 	// workers drained their SESSION_ENDs before exiting.
 	if st := s.stats(); st.Ended != 200 {
@@ -181,5 +193,77 @@ func TestWorkerExitStopsServer(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("serve did not return after its worker died")
+	}
+}
+
+// TestAcceptorCPUs checks that -serve picks its GOMAXPROCS as gss-acceptor
+// does: the flag, else the GOMAXPROCS variable, else half the CPUs.
+func TestAcceptorCPUs(t *testing.T) {
+	t.Setenv("GOMAXPROCS", "")
+	if got, want := acceptorCPUs(0), config.DefaultAcceptorCPUs(); got != want {
+		t.Errorf("acceptorCPUs(0) without GOMAXPROCS = %d, want config.DefaultAcceptorCPUs() %d", got, want)
+	}
+	t.Setenv("GOMAXPROCS", "3")
+	if got := acceptorCPUs(0); got != 3 {
+		t.Errorf("acceptorCPUs(0) with GOMAXPROCS=3 = %d, want 3", got)
+	}
+	if got := acceptorCPUs(5); got != 5 {
+		t.Errorf("acceptorCPUs(5) with GOMAXPROCS=3 = %d, want 5", got)
+	}
+}
+
+// TestWorkerCommand checks that a worker inherits the acceptor's
+// environment, the steady sysmon's GODEBUG with it, and runs on one CPU
+// whatever the acceptor's GOMAXPROCS variable says.
+func TestWorkerCommand(t *testing.T) {
+	t.Setenv("GODEBUG", rtune.Schedtrace)
+	t.Setenv("GOMAXPROCS", "4")
+	cmd := workerCommand("/bin/floor")
+	if !slices.Equal(cmd.Args, []string{"/bin/floor", "-worker"}) {
+		t.Errorf("args %q, want /bin/floor -worker", cmd.Args)
+	}
+	// exec.Cmd keeps the last of duplicate variables.
+	env := map[string]string{}
+	for _, kv := range cmd.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	if env["GODEBUG"] != rtune.Schedtrace || env["GOMAXPROCS"] != "1" {
+		t.Errorf("worker GODEBUG=%q GOMAXPROCS=%q, want %q and 1", env["GODEBUG"], env["GOMAXPROCS"], rtune.Schedtrace)
+	}
+}
+
+// TestListenerOptions checks that the floor's listener gets the daemon's
+// inherited options, TCP_DEFER_ACCEPT with them.
+func TestListenerOptions(t *testing.T) {
+	for _, tt := range []struct {
+		deferAccept time.Duration
+		want        int
+	}{{time.Second, 1}, {0, 0}} {
+		s, err := listen(context.Background(), "127.0.0.1:0", serveConfig{inline: true, deferAccept: tt.deferAccept})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := s.ln.(*net.TCPListener).SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got, nodelay int
+		var gerr error
+		raw.Control(func(fd uintptr) {
+			got, gerr = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT)
+			if gerr == nil {
+				nodelay, gerr = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NODELAY)
+			}
+		})
+		s.stop()
+		if gerr != nil {
+			t.Fatal(gerr)
+		}
+		// Linux reports TCP_DEFER_ACCEPT as the retransmission count's
+		// time, at least what was asked for.
+		if (tt.want == 0) != (got == 0) || got < tt.want || nodelay == 0 {
+			t.Errorf("defer %v: TCP_DEFER_ACCEPT %d, TCP_NODELAY %d; want %d and on", tt.deferAccept, got, nodelay, tt.want)
+		}
 	}
 }

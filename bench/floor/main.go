@@ -6,8 +6,19 @@
 // One binary, three roles:
 //
 //	floor -serve -port 0 [-inline] [-workers 2] [-reply 160] [-token 200]
+//	      [-steady-sysmon=true] [-acceptor-cpus 0] [-defer-accept 1s]
 //	floor -worker                      (started by -serve, channel on fd 3)
 //	floor -client -port P [-c 16] [-duration 8s] [-n 0] [-req 620] [-json]
+//
+// The processes run as gss-acceptor's do by default (ARCHITECTURE.md §11):
+// -serve re-executes itself with the steady sysmon (rtune.Reexec; GODEBUG
+// schedtrace, which its workers inherit), sets its own GOMAXPROCS as
+// acceptor_cpus does (the GOMAXPROCS variable, else half the CPUs), starts
+// each worker with GOMAXPROCS=1 (worker_cpus) and sets the listener's
+// options with listener.SetInheritedOptions: keep-alive and TCP_NODELAY
+// inherited by accepted connections, and TCP_DEFER_ACCEPT, so a connection
+// is accepted once its first bytes are there. -steady-sysmon=false
+// -defer-accept 0 -acceptor-cpus N (N = the CPUs) measures the old way.
 //
 // The acceptor (-serve) accepts TCP on 127.0.0.1, one goroutine per
 // connection, reads the gss-sample opener and one context frame, writes
@@ -34,8 +45,13 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
+	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/gss-acceptor/gss-acceptor/internal/config"
+	"github.com/gss-acceptor/gss-acceptor/internal/rtune"
 )
 
 // Roles of the binary.
@@ -54,27 +70,32 @@ const (
 	minToken       = idLen    // the token carries the handoff ID
 	maxToken       = 64 << 10 // fits a SOCK_SEQPACKET message with default buffers
 	defaultWorkers = 2
+	maxDeferAccept = time.Hour
 )
 
 // options is the parsed command line.
 type options struct {
-	role     string
-	port     int
-	inline   bool
-	workers  int
-	reply    int
-	token    int
-	conc     int
-	duration time.Duration
-	n        int64
-	req      int
-	json     bool
+	role         string
+	port         int
+	inline       bool
+	workers      int
+	reply        int
+	token        int
+	steadySysmon bool
+	acceptorCPUs int // 0: acceptorCPUs decides
+	deferAccept  time.Duration
+	conc         int
+	duration     time.Duration
+	n            int64
+	req          int
+	json         bool
 }
 
 // flagRoles names the role each role-specific flag belongs to; -port is
 // shared by -serve and -client.
 var flagRoles = map[string]string{
 	"inline": roleServe, "workers": roleServe, "reply": roleServe, "token": roleServe,
+	"steady-sysmon": roleServe, "acceptor-cpus": roleServe, "defer-accept": roleServe,
 	"c": roleClient, "duration": roleClient, "n": roleClient, "req": roleClient, "json": roleClient,
 }
 
@@ -93,6 +114,9 @@ func parseOptions(args []string, out io.Writer) (options, error) {
 	fs.IntVar(&o.workers, "workers", defaultWorkers, "worker processes")
 	fs.IntVar(&o.reply, "reply", 160, "reply frame body bytes (about an AP-REP)")
 	fs.IntVar(&o.token, "token", 200, "opaque token bytes passed with each handoff")
+	fs.BoolVar(&o.steadySysmon, "steady-sysmon", true, "re-execute with GODEBUG="+rtune.Schedtrace+", as gss-acceptor's steady_sysmon (workers inherit it)")
+	fs.IntVar(&o.acceptorCPUs, "acceptor-cpus", 0, "the acceptor's GOMAXPROCS, as gss-acceptor's acceptor_cpus (0: the GOMAXPROCS variable, else half the CPUs)")
+	fs.DurationVar(&o.deferAccept, "defer-accept", config.DefaultDeferAccept, "TCP_DEFER_ACCEPT of the listener, as gss-acceptor's defer_accept (0: off)")
 	fs.IntVar(&o.conc, "c", 16, "concurrent connections")
 	fs.DurationVar(&o.duration, "duration", 8*time.Second, "how long to start new connections")
 	fs.Int64Var(&o.n, "n", 0, "stop after this many connections (0: no limit)")
@@ -142,6 +166,10 @@ func parseOptions(args []string, out io.Writer) (options, error) {
 			return options{}, fmt.Errorf("floor: -reply %d: want 0..%d", o.reply, maxFrameBody)
 		case o.token < minToken || o.token > maxToken:
 			return options{}, fmt.Errorf("floor: -token %d: want %d..%d", o.token, minToken, maxToken)
+		case o.acceptorCPUs < 0 || o.acceptorCPUs > config.MaxWorkers:
+			return options{}, fmt.Errorf("floor: -acceptor-cpus %d: want 0..%d", o.acceptorCPUs, config.MaxWorkers)
+		case o.deferAccept < 0 || o.deferAccept > maxDeferAccept:
+			return options{}, fmt.Errorf("floor: -defer-accept %v: want 0..%v", o.deferAccept, maxDeferAccept)
 		}
 	case roleClient:
 		switch {
@@ -169,6 +197,14 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
+	if o.role == roleServe && o.steadySysmon {
+		// Nothing is open yet: the exec starts over with the same
+		// arguments, and returns only if it failed.
+		if err := rtune.Reexec(); err != nil {
+			fmt.Fprintln(os.Stderr, "floor: re-executing with a steady sysmon:", err)
+			os.Exit(1)
+		}
+	}
 	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
 	if o.role == roleWorker {
 		// Ctrl-C reaches the whole process group: a worker leaves it to
@@ -195,21 +231,18 @@ func main() {
 
 // mainServe runs the acceptor role until a signal.
 func mainServe(ctx context.Context, o options) error {
+	runtime.GOMAXPROCS(acceptorCPUs(o.acceptorCPUs))
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("floor: finding this executable: %w", err)
 	}
 	cfg := serveConfig{
-		inline:  o.inline,
-		workers: o.workers,
-		reply:   o.reply,
-		token:   o.token,
-		workerCmd: func() *exec.Cmd {
-			// One CPU per worker, as gss-acceptor's worker_cpus default.
-			cmd := exec.Command(exe, "-worker")
-			cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
-			return cmd
-		},
+		inline:      o.inline,
+		workers:     o.workers,
+		reply:       o.reply,
+		token:       o.token,
+		deferAccept: o.deferAccept,
+		workerCmd:   func() *exec.Cmd { return workerCommand(exe) },
 	}
 	s, err := listen(ctx, fmt.Sprintf("127.0.0.1:%d", o.port), cfg)
 	if err != nil {
@@ -223,6 +256,28 @@ func mainServe(ctx context.Context, o options) error {
 		fmt.Fprintf(os.Stderr, "floor: last connection error: %v\n", st.LastError)
 	}
 	return err
+}
+
+// acceptorCPUs is the acceptor's GOMAXPROCS, chosen as gss-acceptor
+// chooses its own: the -acceptor-cpus flag, else the GOMAXPROCS
+// environment variable, else config.DefaultAcceptorCPUs.
+func acceptorCPUs(flagValue int) int {
+	if flagValue > 0 {
+		return flagValue
+	}
+	if v, err := strconv.Atoi(os.Getenv("GOMAXPROCS")); err == nil && v > 0 {
+		return v
+	}
+	return config.DefaultAcceptorCPUs()
+}
+
+// workerCommand is one worker process of the acceptor exe: its
+// environment, with the steady sysmon's GODEBUG when -serve re-executed
+// itself with it, and one CPU, as gss-acceptor's worker_cpus default.
+func workerCommand(exe string) *exec.Cmd {
+	cmd := exec.Command(exe, "-worker")
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
+	return cmd
 }
 
 // mainClient runs the load generator and prints its result. It fails when

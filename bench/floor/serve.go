@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gss-acceptor/gss-acceptor/internal/listener"
 	"github.com/gss-acceptor/gss-acceptor/internal/wire"
 )
 
@@ -50,6 +51,9 @@ type serveConfig struct {
 	workers int
 	reply   int // reply frame body bytes
 	token   int // handoff token bytes, at least idLen
+	// deferAccept is the listener's TCP_DEFER_ACCEPT, as gss-acceptor's
+	// defer_accept; 0: off.
+	deferAccept time.Duration
 	// workerCmd returns the command of one worker process; listen passes
 	// the channel to it as fd 3 (ExtraFiles[0]).
 	workerCmd func() *exec.Cmd
@@ -87,12 +91,17 @@ type serveStats struct {
 // listen binds addr and, unless cfg.inline, starts the workers and waits
 // until each has reported READY.
 func listen(ctx context.Context, addr string, cfg serveConfig) (*server, error) {
-	// No keep-alive probes, as the real daemon: they cost setsockopt calls
-	// on every accepted connection.
+	// As the real daemon: keep-alive and TCP_NODELAY set once on the
+	// listener, which accepted connections inherit, rather than by Go on
+	// each of them, and TCP_DEFER_ACCEPT.
 	lc := net.ListenConfig{KeepAlive: -1}
 	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("floor: listen %s: %w", addr, err)
+	}
+	if err := listener.SetInheritedOptions(ln, cfg.deferAccept); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("floor: listener options: %w", err)
 	}
 	s := &server{
 		cfg:     cfg,
