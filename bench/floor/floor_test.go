@@ -25,7 +25,7 @@ const workerEnv = "FLOOR_TEST_WORKER"
 // TestMain lets the test binary serve as its own worker process.
 func TestMain(m *testing.M) {
 	if os.Getenv(workerEnv) == "1" {
-		if err := runWorker(context.Background(), workerChannelFD); err != nil {
+		if err := runWorker(context.Background(), workerChannelFD, endFlushDelay); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}

@@ -26,7 +26,11 @@
 // descriptor over a SOCK_SEQPACKET socketpair (SCM_RIGHTS) to one of its
 // workers, round robin, waits for the worker's ACK and closes its copy of
 // the descriptor. The worker serves the connection until the client's
-// NOOP and reports the session's end on the channel, as gss-worker does.
+// NOOP and reports the session's end on the channel as gss-worker does:
+// queued, and sent just ahead of its next ACK, or after 20 ms when no
+// handoff comes (gss-worker also sends it at once when at its session
+// cap; the floor has none), so that one client at a time the acceptor
+// wakes once per connection for both.
 // With -inline the acceptor serves the connection itself: the difference
 // is what the handoff costs.
 //
@@ -218,7 +222,7 @@ func main() {
 	case roleServe:
 		err = mainServe(ctx, o)
 	case roleWorker:
-		err = runWorker(ctx, workerChannelFD)
+		err = runWorker(ctx, workerChannelFD, endFlushDelay)
 	case roleClient:
 		err = mainClient(ctx, o)
 	}

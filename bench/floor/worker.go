@@ -19,6 +19,10 @@ import (
 // workerChannelFD is where a worker finds its channel (ExtraFiles[0]).
 const workerChannelFD = 3
 
+// endFlushDelay bounds how long a session's end report waits for the next
+// ACK to ride ahead of, as gss-worker's (ARCHITECTURE.md §11).
+const endFlushDelay = 20 * time.Millisecond
+
 // recvFDRoom is how many descriptors one receive takes in, so that a
 // faulty message's extra descriptors arrive and are closed rather than
 // dropped by the kernel unseen.
@@ -27,16 +31,24 @@ const recvFDRoom = 4
 // worker is the worker role: it takes handoffs from the channel and
 // serves each connection in its own goroutine.
 type worker struct {
-	uc   *net.UnixConn
-	wg   sync.WaitGroup
-	mu   sync.Mutex
-	live map[*os.File]struct{}
+	uc         *net.UnixConn
+	flushDelay time.Duration
+	wg         sync.WaitGroup
+	mu         sync.Mutex
+	live       map[*os.File]struct{}
+
+	sendMu sync.Mutex // serializes writes on uc
+	// Guarded by sendMu: SESSION_ENDs waiting for the next ACK or for
+	// flushTimer.
+	ends       [][]byte
+	flushTimer *time.Timer
 }
 
 // runWorker serves handoffs from the channel on fd until the acceptor
 // shuts the channel or ctx ends, then closes the sessions still open and
-// returns once each has reported its end.
-func runWorker(ctx context.Context, fd uintptr) error {
+// returns once each has reported its end. A session's end report waits
+// up to flushDelay to go out just ahead of the next ACK.
+func runWorker(ctx context.Context, fd uintptr, flushDelay time.Duration) error {
 	f := os.NewFile(fd, "floor-channel")
 	nc, err := net.FileConn(f)
 	f.Close()
@@ -48,7 +60,7 @@ func runWorker(ctx context.Context, fd uintptr) error {
 		nc.Close()
 		return fmt.Errorf("floor: worker channel is a %T", nc)
 	}
-	w := &worker{uc: uc, live: make(map[*os.File]struct{})}
+	w := &worker{uc: uc, flushDelay: flushDelay, live: make(map[*os.File]struct{})}
 	defer uc.Close()
 	release := context.AfterFunc(ctx, func() { uc.CloseRead() })
 	defer release()
@@ -64,6 +76,7 @@ func runWorker(ctx context.Context, fd uintptr) error {
 	}
 	w.mu.Unlock()
 	w.wg.Wait()
+	w.flushEnds()
 	return err
 }
 
@@ -105,7 +118,7 @@ func (w *worker) take(id uint64, fd int) error {
 		conn.Close()
 		return fmt.Errorf("floor: handoff %d: descriptor not pollable: %w", id, err)
 	}
-	if _, err := w.uc.Write(binary.BigEndian.AppendUint64(nil, id)); err != nil {
+	if err := w.send(binary.BigEndian.AppendUint64(nil, id)); err != nil {
 		conn.Close()
 		return fmt.Errorf("floor: sending ACK %d: %w", id, err)
 	}
@@ -135,8 +148,52 @@ func (w *worker) session(id uint64, conn *os.File) {
 	end = binary.BigEndian.AppendUint64(end, uint64(time.Since(start).Microseconds()))
 	end = binary.BigEndian.AppendUint64(end, uint64(frames))
 	end = end[:endLen] // the other counters stay zero
-	// A failed send means the acceptor is gone; there is nobody to tell.
-	w.uc.Write(end)
+	w.endSession(end)
+}
+
+// endSession queues a SESSION_END to go out just ahead of the next ACK or
+// after flushDelay, whichever comes first: one client at a time, the next
+// handoff's ACK carries it, so the acceptor wakes once per connection for
+// both, as with gss-worker.
+func (w *worker) endSession(end []byte) {
+	w.sendMu.Lock()
+	defer w.sendMu.Unlock()
+	w.ends = append(w.ends, end)
+	if w.flushTimer == nil {
+		w.flushTimer = time.AfterFunc(w.flushDelay, w.flushEnds)
+	} else if len(w.ends) == 1 {
+		w.flushTimer.Reset(w.flushDelay)
+	}
+}
+
+// flushEnds sends the queued SESSION_ENDs (flushTimer, and at exit).
+func (w *worker) flushEnds() {
+	w.sendMu.Lock()
+	defer w.sendMu.Unlock()
+	w.flushEndsLocked()
+}
+
+// flushEndsLocked sends the queued SESSION_ENDs back to back. A failed
+// send means the acceptor is gone; there is nobody to tell. sendMu is
+// held.
+func (w *worker) flushEndsLocked() {
+	if len(w.ends) == 0 {
+		return
+	}
+	w.flushTimer.Stop()
+	for _, end := range w.ends {
+		w.uc.Write(end)
+	}
+	w.ends = w.ends[:0]
+}
+
+// send writes msg to the acceptor after the queued SESSION_ENDs.
+func (w *worker) send(msg []byte) error {
+	w.sendMu.Lock()
+	defer w.sendMu.Unlock()
+	w.flushEndsLocked()
+	_, err := w.uc.Write(msg)
+	return err
 }
 
 // parseRights returns the descriptors in the SCM_RIGHTS messages of oob.
