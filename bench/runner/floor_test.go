@@ -50,6 +50,8 @@ func TestFloorSection(t *testing.T) {
 			m:       mk(3600*time.Millisecond, 10_000, 1900), // 360 µs
 			want: []string{
 				"## Architecture floor",
+				"just ahead of its next ACK",
+				"TCP_DEFER_ACCEPT",
 				"| floor, inline (no handoff) | 5000/s | 60 µs |",
 				"| floor, handoff to 2 workers | 4000/s | 150 µs |",
 				"| gss-acceptor (2 workers), handshake -mcount 0 | 2500/s | 400 µs |",
