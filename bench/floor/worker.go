@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gss-acceptor/gss-acceptor/internal/handoff"
 	"github.com/gss-acceptor/gss-acceptor/internal/wire"
 )
 
@@ -38,10 +39,9 @@ type worker struct {
 	live       map[*os.File]struct{}
 
 	sendMu sync.Mutex // serializes writes on uc
-	// Guarded by sendMu: SESSION_ENDs waiting for the next ACK or for
-	// flushTimer.
-	ends       [][]byte
-	flushTimer *time.Timer
+	// SESSION_ENDs waiting for the next ACK or for flushDelay; under
+	// sendMu.
+	ends *handoff.Deferred[[]byte]
 }
 
 // runWorker serves handoffs from the channel on fd until the acceptor
@@ -61,6 +61,8 @@ func runWorker(ctx context.Context, fd uintptr, flushDelay time.Duration) error 
 		return fmt.Errorf("floor: worker channel is a %T", nc)
 	}
 	w := &worker{uc: uc, flushDelay: flushDelay, live: make(map[*os.File]struct{})}
+	// A failed write means the acceptor is gone; there is nobody to tell.
+	w.ends = handoff.NewDeferred(&w.sendMu, flushDelay, func(end []byte) { w.uc.Write(end) })
 	defer uc.Close()
 	release := context.AfterFunc(ctx, func() { uc.CloseRead() })
 	defer release()
@@ -155,43 +157,16 @@ func (w *worker) session(id uint64, conn *os.File) {
 // after flushDelay, whichever comes first: one client at a time, the next
 // handoff's ACK carries it, so the acceptor wakes once per connection for
 // both, as with gss-worker.
-func (w *worker) endSession(end []byte) {
-	w.sendMu.Lock()
-	defer w.sendMu.Unlock()
-	w.ends = append(w.ends, end)
-	if w.flushTimer == nil {
-		w.flushTimer = time.AfterFunc(w.flushDelay, w.flushEnds)
-	} else if len(w.ends) == 1 {
-		w.flushTimer.Reset(w.flushDelay)
-	}
-}
+func (w *worker) endSession(end []byte) { w.ends.Add(end, false) }
 
-// flushEnds sends the queued SESSION_ENDs (flushTimer, and at exit).
-func (w *worker) flushEnds() {
-	w.sendMu.Lock()
-	defer w.sendMu.Unlock()
-	w.flushEndsLocked()
-}
-
-// flushEndsLocked sends the queued SESSION_ENDs back to back. A failed
-// send means the acceptor is gone; there is nobody to tell. sendMu is
-// held.
-func (w *worker) flushEndsLocked() {
-	if len(w.ends) == 0 {
-		return
-	}
-	w.flushTimer.Stop()
-	for _, end := range w.ends {
-		w.uc.Write(end)
-	}
-	w.ends = w.ends[:0]
-}
+// flushEnds sends the queued SESSION_ENDs (at exit).
+func (w *worker) flushEnds() { w.ends.Flush() }
 
 // send writes msg to the acceptor after the queued SESSION_ENDs.
 func (w *worker) send(msg []byte) error {
 	w.sendMu.Lock()
 	defer w.sendMu.Unlock()
-	w.flushEndsLocked()
+	w.ends.FlushLocked()
 	_, err := w.uc.Write(msg)
 	return err
 }

@@ -20,7 +20,7 @@ func endSessionCleanly(t *testing.T, w *Worker, s *clientSession, wantQueued int
 	}
 	for i := 0; i < 1000; i++ {
 		w.sendMu.Lock()
-		n := len(w.ends)
+		n := w.ends.LenLocked()
 		w.sendMu.Unlock()
 		if n >= wantQueued && w.Active() == 0 {
 			return

@@ -66,10 +66,9 @@ type Worker struct {
 	idleTimeout time.Duration
 
 	sendMu sync.Mutex // serializes Send on ch: sessions report load as they end
-	// Guarded by sendMu: SESSION_ENDs waiting for the next message to the
-	// acceptor or for flushTimer (endFlushDelay).
-	ends       []*handoff.SessionEnd
-	flushTimer *time.Timer
+	// SESSION_ENDs waiting for the next message to the acceptor or for
+	// the flush delay; under sendMu.
+	ends *handoff.Deferred[*handoff.SessionEnd]
 
 	active   atomic.Int32 // sessions being served
 	sessions sync.WaitGroup
@@ -91,6 +90,7 @@ func New(cfg Config) *Worker {
 	if w.flushDelay <= 0 {
 		w.flushDelay = endFlushDelay
 	}
+	w.ends = handoff.NewDeferred(&w.sendMu, w.flushDelay, w.sendEndLocked)
 	if w.service == nil {
 		w.service = SampleService{}
 	}
@@ -299,50 +299,24 @@ func backendFields(f []zap.Field, b handoff.BackendEnd) []zap.Field {
 }
 
 // endSession queues a finished session's SESSION_END to go out ahead of
-// the next message to the acceptor, or after endFlushDelay, whichever
+// the next message to the acceptor, or after the flush delay, whichever
 // comes first. A worker that was at its session cap sends it at once: the
 // acceptor waits for that room.
 func (w *Worker) endSession(m *handoff.SessionEnd) {
-	w.sendMu.Lock()
-	defer w.sendMu.Unlock()
-	w.ends = append(w.ends, m)
-	if w.maxSessions > 0 && int(w.active.Load())+1 >= w.maxSessions {
-		w.flushEndsLocked()
-		return
-	}
-	if w.flushTimer == nil {
-		w.flushTimer = time.AfterFunc(w.flushDelay, w.flushEnds)
-	} else if len(w.ends) == 1 {
-		w.flushTimer.Reset(w.flushDelay)
-	}
+	w.ends.Add(m, w.maxSessions > 0 && int(w.active.Load())+1 >= w.maxSessions)
 }
 
-// flushEnds sends the queued SESSION_ENDs (flushTimer).
-func (w *Worker) flushEnds() {
-	w.sendMu.Lock()
-	defer w.sendMu.Unlock()
-	w.flushEndsLocked()
-}
+// flushEnds sends the queued SESSION_ENDs.
+func (w *Worker) flushEnds() { w.ends.Flush() }
 
-// flushEndsLocked sends the queued SESSION_ENDs, each with the current
-// load, back to back: the acceptor reads them in one wake-up, with
-// whatever follows. sendMu is held.
-func (w *Worker) flushEndsLocked() {
-	if len(w.ends) == 0 {
-		return
+// sendEndLocked sends one queued SESSION_END with the current load: the
+// queued ones go back to back, and the acceptor reads them in one
+// wake-up with whatever follows. sendMu is held.
+func (w *Worker) sendEndLocked(m *handoff.SessionEnd) {
+	m.Load = uint32(max(w.active.Load(), 0))
+	if err := w.ch.Send(m); err != nil {
+		w.log.Debug("send to acceptor failed", zap.Error(err))
 	}
-	if w.flushTimer != nil {
-		w.flushTimer.Stop()
-	}
-	load := uint32(max(w.active.Load(), 0))
-	for i, m := range w.ends {
-		m.Load = load
-		if err := w.ch.Send(m); err != nil {
-			w.log.Debug("send to acceptor failed", zap.Error(err))
-		}
-		w.ends[i] = nil
-	}
-	w.ends = w.ends[:0]
 }
 
 // send writes one message to the acceptor, after any queued SESSION_ENDs.
@@ -351,7 +325,7 @@ func (w *Worker) flushEndsLocked() {
 func (w *Worker) send(m handoff.Message) error {
 	w.sendMu.Lock()
 	defer w.sendMu.Unlock()
-	w.flushEndsLocked()
+	w.ends.FlushLocked()
 	err := w.ch.Send(m)
 	if err != nil {
 		w.log.Debug("send to acceptor failed", zap.Error(err))
@@ -367,7 +341,7 @@ func (w *Worker) send(m handoff.Message) error {
 func (w *Worker) sendLoad(m handoff.Message) error {
 	w.sendMu.Lock()
 	defer w.sendMu.Unlock()
-	w.flushEndsLocked()
+	w.ends.FlushLocked()
 	load := uint32(max(w.active.Load(), 0))
 	switch m := m.(type) {
 	case *handoff.Ack:
