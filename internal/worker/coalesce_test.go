@@ -1,11 +1,11 @@
 package worker
 
 import (
-	"context"
+	"errors"
+	"os"
 	"testing"
 	"time"
 
-	"github.com/gss-acceptor/gss-acceptor/internal/gss"
 	"github.com/gss-acceptor/gss-acceptor/internal/handoff"
 	"github.com/gss-acceptor/gss-acceptor/internal/wire"
 )
@@ -37,6 +37,14 @@ func TestSessionEndGoesOutWithNextAck(t *testing.T) {
 	rw := startWorkerWith(t, Config{EndFlushDelay: time.Hour}, 1<<20)
 	first := rw.handOff(t)
 	endSessionCleanly(t, rw.w, first, 1)
+	// Nothing goes out on its own: the report waits (the flush delay is an
+	// hour, so this wait cannot end early on a slow machine).
+	rw.parent.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if m, err := rw.parent.Recv(); err == nil {
+		t.Fatalf("after the session ended: %#v; want nothing until the next ACK", m)
+	} else if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatal(err)
+	}
 	second := rw.send(t)
 	rw.parent.SetReadDeadline(time.Now().Add(10 * time.Second))
 	m, err := rw.parent.Recv()
@@ -75,44 +83,20 @@ func TestSessionEndGoesOutWithNextAck(t *testing.T) {
 // flush delay passes.
 func TestSessionEndFlushedAfterDelay(t *testing.T) {
 	rw := startWorkerWith(t, Config{EndFlushDelay: 10 * time.Millisecond}, 1<<20)
-	s := rw.handOff(t)
-	if err := wire.WriteFrame(s.conn, wire.FlagNoop, nil); err != nil {
-		t.Fatal(err)
-	}
-	end := rw.recvType(t, handoff.TypeSessionEnd).(*handoff.SessionEnd)
-	if end.ID != s.id || end.Load != 0 {
-		t.Errorf("SESSION_END %+v, want ID %d, load 0", end, s.id)
-	}
+	expectEndReport(t, rw, rw.handOff(t))
 }
 
 // A worker at its session cap reports an end at once, whatever the flush
 // delay: the acceptor is waiting for that room.
 func TestSessionEndAtCapSentAtOnce(t *testing.T) {
-	parent, ch := newChannel(t)
-	seal, err := gss.GenerateSealKey(7)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	rw := &runningWorker{w: New(Config{Channel: ch, EndFlushDelay: time.Hour}), parent: parent, seal: seal,
-		done: make(chan error, 1), cancel: cancel}
-	go func() { rw.done <- rw.w.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		parent.Close()
-		select {
-		case <-rw.done:
-		case <-time.After(10 * time.Second):
-			t.Error("worker did not stop")
-		}
-	})
-	hello := &handoff.Hello{KeyID: seal.ID(), MaxMessageBytes: 1 << 20, MaxSessions: 1}
-	copy(hello.Key[:], seal.AppendKey(nil))
-	if err := parent.Send(hello); err != nil {
-		t.Fatal(err)
-	}
-	rw.recvType(t, handoff.TypeReady)
-	s := rw.handOff(t)
+	rw := startWorkerHello(t, Config{EndFlushDelay: time.Hour}, handoff.Hello{MaxMessageBytes: 1 << 20, MaxSessions: 1})
+	expectEndReport(t, rw, rw.handOff(t))
+}
+
+// expectEndReport sends s's closing NOOP and expects its SESSION_END,
+// with load 0, as the next message of that type.
+func expectEndReport(t *testing.T, rw *runningWorker, s *clientSession) {
+	t.Helper()
 	if err := wire.WriteFrame(s.conn, wire.FlagNoop, nil); err != nil {
 		t.Fatal(err)
 	}

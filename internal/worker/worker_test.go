@@ -39,6 +39,13 @@ func startWorker(t *testing.T, maxMessage uint32) *runningWorker {
 // startWorkerWith is startWorker with cfg (its Channel is set here).
 func startWorkerWith(t *testing.T, cfg Config, maxMessage uint32) *runningWorker {
 	t.Helper()
+	return startWorkerHello(t, cfg, handoff.Hello{MaxMessageBytes: maxMessage})
+}
+
+// startWorkerHello is startWorkerWith with the limits of hello (its key
+// fields are set here).
+func startWorkerHello(t *testing.T, cfg Config, hello handoff.Hello) *runningWorker {
+	t.Helper()
 	parent, ch := newChannel(t)
 	cfg.Channel = ch
 	seal, err := gss.GenerateSealKey(7)
@@ -57,7 +64,12 @@ func startWorkerWith(t *testing.T, cfg Config, maxMessage uint32) *runningWorker
 			t.Error("worker did not stop")
 		}
 	})
-	sendHello(t, parent, seal, maxMessage)
+	hello.KeyID = seal.ID()
+	copy(hello.Key[:], seal.AppendKey(nil))
+	if err := parent.Send(&hello); err != nil {
+		t.Fatal(err)
+	}
+	rw.recvType(t, handoff.TypeReady)
 	return rw
 }
 
