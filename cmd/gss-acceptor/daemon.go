@@ -27,6 +27,7 @@ import (
 	"github.com/gss-acceptor/gss-acceptor/internal/metrics"
 	"github.com/gss-acceptor/gss-acceptor/internal/replay/filestore"
 	"github.com/gss-acceptor/gss-acceptor/internal/replay/redisstore"
+	"github.com/gss-acceptor/gss-acceptor/internal/rtune"
 	"github.com/gss-acceptor/gss-acceptor/internal/supervisor"
 	"github.com/gss-acceptor/gss-acceptor/internal/version"
 )
@@ -39,6 +40,9 @@ const workerStartTimeout = 15 * time.Second
 type daemonState struct {
 	opts *options
 	log  *logging.Logger
+	// reexecErr is why the start-up re-exec for steady_sysmon failed, if
+	// it did (logged once logging is up).
+	reexecErr error
 
 	mu     sync.Mutex // guards cfg during reload
 	cfg    *config.Config
@@ -117,7 +121,10 @@ func (d *daemonState) start() error {
 	log.Info("starting", zap.String("version", version.String()), zap.Int("pid", os.Getpid()),
 		zap.Strings("listen", cfg.Listen), zap.String("keytab", cfg.Keytab),
 		zap.Strings("services", cfg.Services), zap.Int("workers", cfg.Workers),
-		zap.Int("acceptor_cpus", cpus), zap.Bool("steady_sysmon", !cfg.SysmonDeepSleep))
+		zap.Int("acceptor_cpus", cpus), zap.Bool("steady_sysmon", rtune.Steady()))
+	if d.reexecErr != nil {
+		log.Warn("could not re-execute with a steady sysmon; running without it (steady_sysmon)", zap.Error(d.reexecErr))
+	}
 	// The Go runtime raised the soft RLIMIT_NOFILE to the hard limit at
 	// start (and restores the original for the workers it execs): every
 	// pre-authentication connection is a descriptor here.

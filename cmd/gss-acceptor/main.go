@@ -181,19 +181,19 @@ func run(args []string) int {
 	if o.checkConfig {
 		return checkConfig(cfg, o.configPath, os.Stdout, os.Stderr)
 	}
+	var reexecErr error
 	if !cfg.SysmonDeepSleep {
 		// Nothing is open yet: the exec starts over with the same
-		// arguments, and only returns if it failed.
-		if err := rtune.Reexec(); err != nil {
-			fmt.Fprintln(os.Stderr, "gss-acceptor: re-executing with a steady sysmon (steady_sysmon: false turns it off):", err)
-			return exitFailedStart
-		}
+		// arguments, and only returns if it failed; then the daemon runs
+		// without it and says so.
+		reexecErr = rtune.Reexec()
 	}
 	d, err := newDaemon(cfg, o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gss-acceptor:", err)
 		return exitFailedStart
 	}
+	d.reexecErr = reexecErr
 	return d.run()
 }
 

@@ -15,13 +15,16 @@
 //
 // The setting is read by the runtime at start, so the acceptor re-executes
 // itself with it (Reexec) and its workers inherit it with GODEBUG. Its side
-// effect: the runtime prints one "SCHED" line to standard error every
-// SchedtracePeriod (about 24.8 days), and once at start on a host up
-// longer than that.
+// effects: each process prints one "SCHED ..." line to standard error
+// every SchedtracePeriod (about 24.8 days) of the host's uptime, so once
+// when it starts on a host up longer than that (the acceptor, and each
+// worker it starts), and a fatal runtime error prints the scheduler's state
+// before the stack traces.
 package rtune
 
 import (
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -66,6 +69,18 @@ func WithSteadySysmon(env []string) (out []string, changed bool) {
 		out = append(out, "GODEBUG="+Schedtrace)
 	}
 	return out, true
+}
+
+// Steady reports whether this process runs with a steady sysmon: its
+// GODEBUG sets schedtrace to a positive period.
+func Steady() bool {
+	for s := range strings.SplitSeq(os.Getenv("GODEBUG"), ",") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(s), "schedtrace="); ok {
+			n, err := strconv.Atoi(v)
+			return err == nil && n > 0
+		}
+	}
+	return false
 }
 
 // Reexec re-executes the running program with the same arguments and

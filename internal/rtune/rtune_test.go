@@ -64,3 +64,22 @@ func TestReexec(t *testing.T) {
 		t.Errorf("last line %q, want done", lines[2])
 	}
 }
+
+func TestSteady(t *testing.T) {
+	for _, tt := range []struct {
+		godebug string
+		want    bool
+	}{
+		{"", false},
+		{Schedtrace, true},
+		{"madvdontneed=1," + Schedtrace, true},
+		{"schedtrace=0", false},
+		{"schedtrace=x", false},
+		{"gctrace=1", false},
+	} {
+		t.Setenv("GODEBUG", tt.godebug)
+		if got := Steady(); got != tt.want {
+			t.Errorf("GODEBUG=%q: Steady() = %v, want %v", tt.godebug, got, tt.want)
+		}
+	}
+}
