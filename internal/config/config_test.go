@@ -161,7 +161,7 @@ func TestParseFullFile(t *testing.T) {
 		Services:                 []string{"host/h.example.com@EXAMPLE.COM", "HTTP/www.example.com"},
 		AllowClients:             []string{"alice@EXAMPLE.COM", "*@PARTNER.EXAMPLE"},
 		AllowClientsFile:         "/etc/gss-acceptor/clients",
-		ExecMaxPerWorker:         8,
+		ExecMaxPerWorker:         DefaultExecMaxPerWorker, // exec keys need backend exec
 		Workers:                  7,
 		MaxSessionsPerWorker:     1000,
 		WorkerMaxSessions:        50000,
@@ -213,12 +213,14 @@ func TestParseFullFile(t *testing.T) {
 	if got := withoutOrigin(c); !reflect.DeepEqual(got, want) {
 		t.Fatalf("parsed\n%+v\nwant\n%+v", got, want)
 	}
-	// exec_path and exec_args need backend exec: full-exec.yaml has them.
+	// exec_path, exec_args and exec_max_per_worker need backend exec:
+	// full-exec.yaml has them.
 	e, err := Load(filepath.Join("testdata", "full-exec.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.Backend != BackendExec || e.ExecPath != "/usr/libexec/app/serve" || !reflect.DeepEqual(e.ExecArgs, []string{"--stdio", "-v"}) {
+	if e.Backend != BackendExec || e.ExecPath != "/usr/libexec/app/serve" || !reflect.DeepEqual(e.ExecArgs, []string{"--stdio", "-v"}) ||
+		e.ExecMaxPerWorker != 8 {
 		t.Fatalf("full-exec.yaml parsed as %+v", withoutOrigin(e))
 	}
 	// The files must exercise every key with a non-default value, or this
@@ -427,6 +429,8 @@ func TestInvalidValues(t *testing.T) {
 		{"exec_path with sample backend", "exec_path: /usr/libexec/app", "exec_path", "is used only with backend exec (backend is sample)"},
 		{"exec_path with proxy backend", "backend: tcp:127.0.0.1:6379\nexec_path: /usr/libexec/app", "exec_path", "is used only with backend exec (backend is tcp:127.0.0.1:6379)"},
 		{"exec_args with sample backend", "exec_args: [--stdio]", "exec_args", "is used only with backend exec (backend is sample)"},
+		{"exec_max_per_worker with sample backend", "exec_max_per_worker: 8", "exec_max_per_worker", "is used only with backend exec (backend is sample)"},
+		{"exec_max_per_worker default with proxy backend", "backend: tcp:127.0.0.1:6379\nexec_max_per_worker: 64", "exec_max_per_worker", "is used only with backend exec (backend is tcp:127.0.0.1:6379)"},
 		{"backend_proxy_protocol with exec backend", "backend: exec\nexec_path: /usr/libexec/app\nbackend_proxy_protocol: v2", "backend_proxy_protocol", "needs a proxy backend (backend is exec)"},
 		{"handshake_timeout bare", "handshake_timeout: 30", "handshake_timeout", `has no unit; write e.g. "30s"`},
 		{"handshake_timeout bare float", "handshake_timeout: 1.5", "handshake_timeout", "has no unit"},

@@ -667,6 +667,9 @@ func (v *validator) backend() {
 		if len(c.ExecArgs) > 0 {
 			v.fail("exec_args", "is used only with backend exec (backend is %s)", c.Backend)
 		}
+		if c.ExecMaxPerWorker != DefaultExecMaxPerWorker || v.line("exec_max_per_worker") > 0 {
+			v.fail("exec_max_per_worker", "is used only with backend exec (backend is %s)", c.Backend)
+		}
 	}
 	v.intRange("exec_max_per_worker", c.ExecMaxPerWorker, 1, 65536)
 	for i, a := range c.ExecArgs {
