@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -56,13 +57,13 @@ func run() int {
 		return exitOK
 	}
 	var service worker.Service
-	var err error
-	if *backend == "exec" {
+	err := execFlagsOnlyWithExec(flag.CommandLine, *backend)
+	if err == nil && *backend == "exec" {
 		if *execPath == "" {
 			err = errors.New("-backend exec needs -exec PATH")
 		}
 		service = &worker.ExecService{Path: *execPath, Args: execArgs, MaxPerWorker: *execMax, AllowIntegrity: !*confidentiality}
-	} else {
+	} else if err == nil {
 		service, err = newService(*backend, *proxyProto, *connectTimeout, *confidentiality)
 	}
 	if err != nil {
@@ -144,4 +145,24 @@ func newService(backend, proxyProto string, connectTimeout time.Duration, confid
 		ConnectTimeout: connectTimeout,
 		AllowIntegrity: !confidentiality,
 	}, nil
+}
+
+// execFlagsOnlyWithExec refuses the exec backend's flags with any other
+// backend, where they would be ignored: the acceptor's configuration
+// refuses the matching keys the same way.
+func execFlagsOnlyWithExec(fs *flag.FlagSet, backend string) error {
+	if backend == "exec" {
+		return nil
+	}
+	var set []string
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "exec", "exec-arg", "exec-max-per-worker":
+			set = append(set, "-"+f.Name)
+		}
+	})
+	if len(set) > 0 {
+		return fmt.Errorf("%s: only with -backend exec (backend is %s)", strings.Join(set, ", "), backend)
+	}
+	return nil
 }
