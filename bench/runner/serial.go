@@ -131,7 +131,7 @@ func (h *harness) serialSection() string {
 		ratio(val(o, elOf), val(rc, elOf)), ratio(val(o, elOf), val(none, elOf)))
 	if b := h.serialTotals("ours-b"); b != nil && o != nil {
 		p("\nA/B, all rounds: ours-b (%s) ÷ ours, server CPU per context %s, acceptor alone %s, elapsed per context %s.\n",
-			strings.TrimSpace(strings.ReplaceAll(h.cfg.bConfig, "\n", "; ")+" "+h.cfg.bEnv.String()+" "+h.cfg.bBin), ratio(val(b, cpuOf), val(o, cpuOf)),
+			h.cfg.bLabel(), ratio(val(b, cpuOf), val(o, cpuOf)),
 			ratio(float64(b.AcceptorCPU)/float64(b.Ops), float64(o.AcceptorCPU)/float64(o.Ops)), ratio(val(b, elOf), val(o, elOf)))
 	}
 	inline, handoff := h.find(serialFloorLoad, floorInline), h.find(serialFloorLoad, floorHandoff)
@@ -144,4 +144,20 @@ func (h *harness) serialSection() string {
 		p(".\n")
 	}
 	return b.String()
+}
+
+// bLabel describes what ours-b runs with: its configuration lines, its
+// environment and its binaries' directory, those that are set.
+func (c config) bLabel() string {
+	var parts []string
+	for line := range strings.SplitSeq(c.bConfig, "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			parts = append(parts, line)
+		}
+	}
+	parts = append(parts, c.bEnv...)
+	if c.bBin != "" {
+		parts = append(parts, c.bBin)
+	}
+	return strings.Join(parts, "; ")
 }
