@@ -12,6 +12,7 @@ import (
 
 	"github.com/gss-acceptor/gss-acceptor/internal/client"
 	"github.com/gss-acceptor/gss-acceptor/internal/gss"
+	"github.com/gss-acceptor/gss-acceptor/internal/testpki"
 	"github.com/gss-acceptor/gss-acceptor/internal/testrealm"
 	"github.com/gss-acceptor/gss-acceptor/internal/wire"
 )
@@ -20,6 +21,14 @@ import (
 // without persistence, and returns its address and a function that
 // (re)starts it on that port; it is killed when the test ends.
 func startRedisServer(t *testing.T) (addr string, stop, restart func()) {
+	t.Helper()
+	return startRedisServerTLS(t)
+}
+
+// startRedisServerTLS is startRedisServer with tlsArgs: when given, the
+// server listens only on a TLS port (its address is returned) configured
+// by them.
+func startRedisServerTLS(t *testing.T, tlsArgs ...string) (addr string, stop, restart func()) {
 	t.Helper()
 	server, err := exec.LookPath("redis-server")
 	requireTool(t, "redis-server (Debian redis-server)", err)
@@ -35,8 +44,12 @@ func startRedisServer(t *testing.T) (addr string, stop, restart func()) {
 		}
 	}
 	restart = func() {
-		cmd = exec.Command(server, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--dir", dir, "--protected-mode", "yes")
+		ports := []string{"--port", strconv.Itoa(port)}
+		if len(tlsArgs) > 0 {
+			ports = append([]string{"--port", "0", "--tls-port", strconv.Itoa(port)}, tlsArgs...)
+		}
+		cmd = exec.Command(server, append(ports, "--bind", "127.0.0.1",
+			"--save", "", "--appendonly", "no", "--dir", dir, "--protected-mode", "yes")...)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -161,6 +174,40 @@ func TestSharedReplayCache(t *testing.T) {
 			t.Fatalf("a second memory-cache instance refused the bytes: %x", body)
 		}
 	})
+}
+
+// TestSharedReplayCacheTLS: the shared cache through rediss:// end to
+// end, as the operator configures it: a real redis-server on a TLS port
+// only, client certificates required and a password, two acceptors with
+// replay_cache_tls_ca/cert/key. The AP-REQ the first accepted is refused by
+// the second (KRB-ERROR 34). Control: an acceptor that does not trust the
+// server's CA (system roots) cannot use the cache and refuses handshakes
+// (KRB-ERROR 60) instead of accepting them unchecked.
+func TestSharedReplayCacheTLS(t *testing.T) {
+	r := testrealm.Shared(t)
+	pki := testpki.New(t, t.TempDir(), "e2e")
+	const password = "e2e-tls-pw"
+	redisAddr, _, _ := startRedisServerTLS(t, "--tls-cert-file", pki.ServerCert, "--tls-key-file", pki.ServerKey,
+		"--tls-ca-cert-file", pki.CA, "--tls-auth-clients", "yes", "--requirepass", password)
+	opts := acceptorOptions{"workers": "1", "replay_cache": strconv.Quote("rediss://:" + password + "@" + redisAddr + "/0"),
+		"replay_cache_timeout": "2s", "replay_cache_tls_ca": strconv.Quote(pki.CA),
+		"replay_cache_tls_cert": strconv.Quote(pki.ClientCert), "replay_cache_tls_key": strconv.Quote(pki.ClientKey)}
+	h1 := startAcceptor(t, r, opts)
+	h2 := startAcceptor(t, r, opts)
+	tkt := goTicket(t, r)
+
+	init, apreq := initialToken(t, tkt)
+	acceptOnce(t, h1.addr, init, apreq)
+	assertKRBError(t, handshakeReply(t, h2.addr, apreq), 34)
+	init, apreq = initialToken(t, tkt)
+	acceptOnce(t, h2.addr, init, apreq)
+
+	untrusting := maps.Clone(opts)
+	delete(untrusting, "replay_cache_tls_ca")
+	h3 := startAcceptor(t, r, untrusting)
+	_, apreq = initialToken(t, tkt)
+	assertKRBError(t, handshakeReply(t, h3.addr, apreq), 60)
+	h3.logs.wait(t, 10*time.Second, 1, "refusal without the cache", handshakeFailed("rejected", 60, "replay cache unavailable"))
 }
 
 // TestFileReplayCacheSurvivesSIGKILL: with replay_cache: file:PATH, an
