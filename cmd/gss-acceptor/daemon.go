@@ -78,7 +78,8 @@ func newDaemon(cfg *config.Config, o *options) (*daemonState, error) {
 		fo := filestore.Options{MaxEntries: cfg.ReplayCacheSize, Fsync: fsync, FsyncInterval: cfg.ReplayCacheFsyncInterval,
 			OnSyncError: func(err error) {
 				lg.Logger.Error("replay cache file fsync failed; retrying at the next interval", zap.Error(err))
-			}}
+			},
+			ObserveSync: d.metrics.ObserveReplaySync}
 		if d.file, err = filestore.Open(path, fo); err != nil {
 			return nil, err
 		}

@@ -43,6 +43,7 @@ func newReplayStore(cfg *config.Config, local *gss.ReplayCache, m *metrics.Metri
 	}
 	if m != nil {
 		o.Observe = m.ObserveReplayOp
+		o.ObserveBatch = m.ObserveReplayBatch
 	}
 	if log != nil {
 		var mu sync.Mutex

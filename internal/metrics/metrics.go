@@ -107,6 +107,10 @@ type Metrics struct {
 	replayOpSeconds prometheus.Histogram
 	replayErrors    prometheus.Counter
 	replayFallbacks prometheus.Counter
+	replayBatches   prometheus.Counter
+	replayBatched   prometheus.Counter
+	replaySyncs     prometheus.Histogram
+	replaySyncErrs  prometheus.Counter
 
 	backendBytes    *prometheus.CounterVec
 	connectFailures *prometheus.CounterVec
@@ -242,6 +246,27 @@ func New(o Options) *Metrics {
 		Name:      "replay_cache_fallbacks_total",
 		Help:      "Authenticators remembered in the local memory cache because the shared one failed (replay_cache_failure: fallback).",
 	})
+	m.replayBatches = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "replay_cache_batches_total",
+		Help:      "Round trips of the shared replay cache's batching pipelines (replay_cache_batch: true).",
+	})
+	m.replayBatched = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "replay_cache_batched_insertions_total",
+		Help:      "Insertions those round trips carried; divided by replay_cache_batches_total, the mean batch size.",
+	})
+	m.replaySyncs = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: namespace,
+		Name:      "replay_cache_fsync_duration_seconds",
+		Help:      "fsyncs of the replay cache file (replay_cache: file:...), failed ones included.",
+		Buckets:   []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1},
+	})
+	m.replaySyncErrs = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "replay_cache_fsync_errors_total",
+		Help:      "fsyncs of the replay cache file that failed.",
+	})
 
 	m.reg.MustRegister(
 		m.handshakes, m.krbErrors, m.handshakeSeconds, m.handoffSeconds,
@@ -249,6 +274,7 @@ func New(o Options) *Metrics {
 		m.backendBytes, m.connectFailures, m.connectSeconds, m.execExits,
 		m.reloads, m.reloadOK, m.reloadTimestamp, buildInfo,
 		m.replayOpSeconds, m.replayErrors, m.replayFallbacks,
+		m.replayBatches, m.replayBatched, m.replaySyncs, m.replaySyncErrs,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -347,6 +373,22 @@ func (m *Metrics) ObserveReplayOp(d time.Duration, err error) {
 	m.replayOpSeconds.Observe(d.Seconds())
 	if err != nil {
 		m.replayErrors.Inc()
+	}
+}
+
+// ObserveReplayBatch records the insertions one batched round trip to the
+// shared replay cache carried.
+func (m *Metrics) ObserveReplayBatch(n int) {
+	m.replayBatches.Inc()
+	m.replayBatched.Add(float64(n))
+}
+
+// ObserveReplaySync records one fsync of the replay cache file and whether
+// it failed.
+func (m *Metrics) ObserveReplaySync(d time.Duration, err error) {
+	m.replaySyncs.Observe(d.Seconds())
+	if err != nil {
+		m.replaySyncErrs.Inc()
 	}
 }
 

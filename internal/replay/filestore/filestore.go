@@ -100,6 +100,9 @@ type Options struct {
 	// OnSyncError, when set, is called when a background fsync
 	// (FsyncInterval) fails; the next interval tries again.
 	OnSyncError func(error)
+	// ObserveSync, when set, is called after every fsync of appended
+	// records (FsyncInterval, FsyncAlways) with its duration and error.
+	ObserveSync func(d time.Duration, err error)
 	// Now is the clock used at Open to drop expired records. nil: time.Now.
 	Now func() time.Time
 }
@@ -202,7 +205,7 @@ func (s *Store) syncIfDirty() error {
 	if !dirty {
 		return nil
 	}
-	if err := f.Sync(); err != nil {
+	if err := s.timedSync(f); err != nil {
 		if errors.Is(err, os.ErrClosed) {
 			// Compaction replaced the file (it fsyncs the new one),
 			// or Close ran (it fsyncs before closing).
@@ -215,6 +218,17 @@ func (s *Store) syncIfDirty() error {
 	}
 	s.syncs.Add(1)
 	return nil
+}
+
+// timedSync fsyncs f and reports it to Options.ObserveSync. A file closed
+// under a background fsync (compaction, Close) is not an fsync.
+func (s *Store) timedSync(f *os.File) error {
+	start := time.Now()
+	err := f.Sync()
+	if s.opts.ObserveSync != nil && !errors.Is(err, os.ErrClosed) {
+		s.opts.ObserveSync(time.Since(start), err)
+	}
+	return err
 }
 
 // Syncs returns how many fsyncs of appended records the store has done
@@ -271,7 +285,7 @@ func (s *Store) Insert(ctx context.Context, key gss.ReplayKey, now, expiry time.
 		return false, fmt.Errorf("appending to replay cache file %s: %w", s.path, err)
 	}
 	if s.opts.Fsync == FsyncAlways {
-		if err := s.f.Sync(); err != nil {
+		if err := s.timedSync(s.f); err != nil {
 			return false, fmt.Errorf("syncing replay cache file %s: %w", s.path, err)
 		}
 		s.syncs.Add(1)

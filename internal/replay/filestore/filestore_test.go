@@ -198,11 +198,18 @@ func TestFsyncPolicies(t *testing.T) {
 	exp := now.Add(time.Minute)
 	dir := t.TempDir()
 
-	s := open(t, filepath.Join(dir, "always"), Options{Fsync: FsyncAlways})
+	var observed atomic.Int64 // ObserveSync sees each fsync, with its duration
+	observe := func(d time.Duration, err error) {
+		if err != nil || d <= 0 {
+			t.Errorf("ObserveSync(%v, %v): want a positive duration, no error", d, err)
+		}
+		observed.Add(1)
+	}
+	s := open(t, filepath.Join(dir, "always"), Options{Fsync: FsyncAlways, ObserveSync: observe})
 	for i := range 5 {
 		insert(t, s, key(i), now, exp)
-		if got := s.Syncs(); got != int64(i+1) {
-			t.Fatalf("always: %d fsyncs after %d insertions", got, i+1)
+		if got := s.Syncs(); got != int64(i+1) || observed.Load() != int64(i+1) {
+			t.Fatalf("always: %d fsyncs, %d observed after %d insertions", got, observed.Load(), i+1)
 		}
 	}
 	insert(t, s, key(0), now, exp) // a replay: nothing appended
@@ -222,7 +229,8 @@ func TestFsyncPolicies(t *testing.T) {
 		t.Errorf("never: Close = %v with %d fsyncs, want one", err, s.Syncs())
 	}
 
-	s = open(t, filepath.Join(dir, "interval"), Options{Fsync: FsyncInterval, FsyncInterval: 10 * time.Millisecond})
+	observed.Store(0)
+	s = open(t, filepath.Join(dir, "interval"), Options{Fsync: FsyncInterval, FsyncInterval: 10 * time.Millisecond, ObserveSync: observe})
 	time.Sleep(50 * time.Millisecond)
 	if got := s.Syncs(); got != 0 {
 		t.Errorf("interval: %d fsyncs with nothing appended", got)
@@ -240,6 +248,9 @@ func TestFsyncPolicies(t *testing.T) {
 	time.Sleep(50 * time.Millisecond) // five idle intervals
 	if got := s.Syncs(); got != n {
 		t.Errorf("interval: %d fsyncs while idle, after %d", got-n, n)
+	}
+	if observed.Load() != n {
+		t.Errorf("interval: %d background fsyncs observed, want %d", observed.Load(), n)
 	}
 	insert(t, s, key(3), now, exp)
 	if err := s.Close(); err != nil {

@@ -95,6 +95,9 @@ type Options struct {
 	// Observe, when set, is called after every Redis round trip with its
 	// duration and error (nil on success, replays included).
 	Observe func(d time.Duration, err error)
+	// ObserveBatch, when set, is called after every round trip of the
+	// batching pipelines (Pipelines > 0) with the insertions it carried.
+	ObserveBatch func(n int)
 	// OnFallback, when set, is called each time an insertion went to the
 	// local cache because Redis failed with err.
 	OnFallback func(err error)
@@ -122,14 +125,15 @@ const MaxBatch = 64
 // of client and server; alone, an insertion is one SET round trip as
 // without batching.
 type Store struct {
-	client     *redis.Client
-	prefix     string
-	timeout    time.Duration
-	policy     Policy
-	local      gss.ReplayStore
-	observe    func(time.Duration, error)
-	onFallback func(error)
-	keyPool    sync.Pool
+	client       *redis.Client
+	prefix       string
+	timeout      time.Duration
+	policy       Policy
+	local        gss.ReplayStore
+	observe      func(time.Duration, error)
+	observeBatch func(n int)
+	onFallback   func(error)
+	keyPool      sync.Pool
 
 	// Batching (Options.Pipelines > 0): Insert queues on reqs, pipeline
 	// goroutines answer; done stops them, wg waits for them.
@@ -175,12 +179,13 @@ func New(o Options) (*Store, error) {
 		return nil, fmt.Errorf("replay cache %s: %w", Redact(o.URL), err)
 	}
 	s := &Store{
-		prefix:     o.KeyPrefix,
-		timeout:    o.Timeout,
-		policy:     o.Policy,
-		local:      o.Local,
-		observe:    o.Observe,
-		onFallback: o.OnFallback,
+		prefix:       o.KeyPrefix,
+		timeout:      o.Timeout,
+		policy:       o.Policy,
+		local:        o.Local,
+		observe:      o.Observe,
+		observeBatch: o.ObserveBatch,
+		onFallback:   o.OnFallback,
 	}
 	if s.prefix == "" {
 		s.prefix = DefaultKeyPrefix
@@ -319,6 +324,9 @@ func (s *Store) pipeline() {
 			default:
 				break drain
 			}
+		}
+		if s.observeBatch != nil {
+			s.observeBatch(len(batch))
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 		start := time.Now()

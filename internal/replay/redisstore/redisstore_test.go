@@ -395,8 +395,16 @@ func TestBatchedConcurrent(t *testing.T) {
 	r := startRedis(t)
 	for _, pipelines := range []int{1, DefaultPipelines, 0} {
 		t.Run(fmt.Sprintf("pipelines=%d", pipelines), func(t *testing.T) {
+			var batches, batched atomic.Int64
 			s := newStore(t, Options{URL: r.url(), Pipelines: pipelines, Timeout: 5 * time.Second,
-				KeyPrefix: fmt.Sprintf("batch%d:", pipelines)})
+				KeyPrefix: fmt.Sprintf("batch%d:", pipelines),
+				ObserveBatch: func(n int) {
+					if n < 1 || n > MaxBatch {
+						t.Errorf("ObserveBatch(%d): want 1 to %d", n, MaxBatch)
+					}
+					batches.Add(1)
+					batched.Add(int64(n))
+				}})
 			now := time.Now()
 			for round, want := range []bool{true, false} {
 				var wg sync.WaitGroup
@@ -428,6 +436,13 @@ func TestBatchedConcurrent(t *testing.T) {
 				if fresh.Load() != 1 {
 					t.Fatalf("key %d: %d of 16 concurrent insertions fresh, want 1", k, fresh.Load())
 				}
+			}
+			// Every insertion went through a batch with pipelines, none
+			// without (2×64 + 20×16 of them).
+			if want := int64(2*64 + 20*16); pipelines > 0 && (batched.Load() != want || batches.Load() < 1 || batches.Load() > want) ||
+				pipelines == 0 && batches.Load() != 0 {
+				t.Errorf("pipelines=%d: %d insertions in %d batches observed, want %d insertions (0 batches without pipelines)",
+					pipelines, batched.Load(), batches.Load(), want)
 			}
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
