@@ -15,7 +15,6 @@ import (
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 
-	"github.com/gss-acceptor/gss-acceptor/internal/config"
 	"github.com/gss-acceptor/gss-acceptor/internal/rtune"
 )
 
@@ -193,22 +192,6 @@ func TestWorkerExitStopsServer(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("serve did not return after its worker died")
-	}
-}
-
-// TestAcceptorCPUs checks that -serve picks its GOMAXPROCS as gss-acceptor
-// does: the flag, else the GOMAXPROCS variable, else half the CPUs.
-func TestAcceptorCPUs(t *testing.T) {
-	t.Setenv("GOMAXPROCS", "")
-	if got, want := acceptorCPUs(0), config.DefaultAcceptorCPUs(); got != want {
-		t.Errorf("acceptorCPUs(0) without GOMAXPROCS = %d, want config.DefaultAcceptorCPUs() %d", got, want)
-	}
-	t.Setenv("GOMAXPROCS", "3")
-	if got := acceptorCPUs(0); got != 3 {
-		t.Errorf("acceptorCPUs(0) with GOMAXPROCS=3 = %d, want 3", got)
-	}
-	if got := acceptorCPUs(5); got != 5 {
-		t.Errorf("acceptorCPUs(5) with GOMAXPROCS=3 = %d, want 5", got)
 	}
 }
 

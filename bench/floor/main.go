@@ -50,7 +50,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -235,7 +234,7 @@ func main() {
 
 // mainServe runs the acceptor role until a signal.
 func mainServe(ctx context.Context, o options) error {
-	runtime.GOMAXPROCS(acceptorCPUs(o.acceptorCPUs))
+	runtime.GOMAXPROCS(config.AcceptorCPUs(o.acceptorCPUs))
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("floor: finding this executable: %w", err)
@@ -260,19 +259,6 @@ func mainServe(ctx context.Context, o options) error {
 		fmt.Fprintf(os.Stderr, "floor: last connection error: %v\n", st.LastError)
 	}
 	return err
-}
-
-// acceptorCPUs is the acceptor's GOMAXPROCS, chosen as gss-acceptor
-// chooses its own: the -acceptor-cpus flag, else the GOMAXPROCS
-// environment variable, else config.DefaultAcceptorCPUs.
-func acceptorCPUs(flagValue int) int {
-	if flagValue > 0 {
-		return flagValue
-	}
-	if v, err := strconv.Atoi(os.Getenv("GOMAXPROCS")); err == nil && v > 0 {
-		return v
-	}
-	return config.DefaultAcceptorCPUs()
 }
 
 // workerCommand is one worker process of the acceptor exe: its

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -117,7 +116,7 @@ func (d *daemonState) run() int {
 func (d *daemonState) start() error {
 	log := d.log.Logger
 	cfg := d.cfg
-	cpus := acceptorCPUs(cfg)
+	cpus := config.AcceptorCPUs(cfg.AcceptorCPUs)
 	runtime.GOMAXPROCS(cpus)
 	log.Info("starting", zap.String("version", version.String()), zap.Int("pid", os.Getpid()),
 		zap.Strings("listen", cfg.Listen), zap.String("keytab", cfg.Keytab),
@@ -414,17 +413,4 @@ func (d *daemonState) observeSession(e supervisor.SessionEnd) {
 // time.Duration.
 func microseconds(us uint64) time.Duration {
 	return time.Duration(min(us, uint64(math.MaxInt64/int64(time.Microsecond)))) * time.Microsecond
-}
-
-// acceptorCPUs is the acceptor's own GOMAXPROCS: acceptor_cpus, else the
-// GOMAXPROCS environment variable (the operator's), else
-// config.DefaultAcceptorCPUs.
-func acceptorCPUs(cfg *config.Config) int {
-	if cfg.AcceptorCPUs > 0 {
-		return cfg.AcceptorCPUs
-	}
-	if v, err := strconv.Atoi(os.Getenv("GOMAXPROCS")); err == nil && v > 0 {
-		return v
-	}
-	return config.DefaultAcceptorCPUs()
 }

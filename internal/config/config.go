@@ -24,6 +24,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"strconv"
 	"time"
 )
 
@@ -226,6 +227,20 @@ var startCPUs = runtime.GOMAXPROCS(0)
 // fewer idle threads per connection (ARCHITECTURE.md §11).
 func DefaultAcceptorCPUs() int {
 	return min(max(startCPUs/2, 1), MaxWorkers)
+}
+
+// AcceptorCPUs resolves the acceptor's GOMAXPROCS from setting
+// (acceptor_cpus, or bench/floor's -acceptor-cpus; 0: unset): the setting,
+// else the GOMAXPROCS environment variable (the operator's), else
+// DefaultAcceptorCPUs.
+func AcceptorCPUs(setting int) int {
+	if setting > 0 {
+		return setting
+	}
+	if v, err := strconv.Atoi(os.Getenv("GOMAXPROCS")); err == nil && v > 0 {
+		return v
+	}
+	return DefaultAcceptorCPUs()
 }
 
 // Config is the acceptor's configuration. Each field is one key of the file

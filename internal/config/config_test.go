@@ -864,3 +864,29 @@ func TestErrorFormat(t *testing.T) {
 		})
 	}
 }
+
+// The acceptor's GOMAXPROCS: the setting wins, then the operator's
+// GOMAXPROCS, then half the CPUs (at least one).
+func TestAcceptorCPUs(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		setting int
+		env     string
+		want    int
+	}{
+		{"setting", 3, "5", 3},
+		{"GOMAXPROCS", 0, "5", 5},
+		{"GOMAXPROCS unusable", 0, "x", DefaultAcceptorCPUs()},
+		{"default", 0, "", DefaultAcceptorCPUs()},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("GOMAXPROCS", tt.env)
+			if got := AcceptorCPUs(tt.setting); got != tt.want {
+				t.Errorf("AcceptorCPUs(%d) = %d, want %d", tt.setting, got, tt.want)
+			}
+		})
+	}
+	if d, w := DefaultAcceptorCPUs(), DefaultWorkers(); d < 1 || d > max(w/2, 1) {
+		t.Errorf("DefaultAcceptorCPUs() = %d with %d CPUs, want half, at least 1", d, w)
+	}
+}
