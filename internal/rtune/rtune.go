@@ -53,10 +53,8 @@ func WithSteadySysmon(env []string) (out []string, changed bool) {
 			continue // a duplicate: the first one is what the runtime reads
 		}
 		found = true
-		for s := range strings.SplitSeq(v, ",") {
-			if strings.HasPrefix(strings.TrimSpace(s), "schedtrace=") {
-				return env, false
-			}
+		if _, set := schedtrace(v); set {
+			return env, false
 		}
 		if v == "" {
 			kv = "GODEBUG=" + Schedtrace
@@ -74,13 +72,20 @@ func WithSteadySysmon(env []string) (out []string, changed bool) {
 // Steady reports whether this process runs with a steady sysmon: its
 // GODEBUG sets schedtrace to a positive period.
 func Steady() bool {
-	for s := range strings.SplitSeq(os.Getenv("GODEBUG"), ",") {
+	v, set := schedtrace(os.Getenv("GODEBUG"))
+	n, err := strconv.Atoi(v)
+	return set && err == nil && n > 0
+}
+
+// schedtrace returns the value of the first schedtrace setting in a
+// GODEBUG value, and whether there is one.
+func schedtrace(godebug string) (value string, set bool) {
+	for s := range strings.SplitSeq(godebug, ",") {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(s), "schedtrace="); ok {
-			n, err := strconv.Atoi(v)
-			return err == nil && n > 0
+			return v, true
 		}
 	}
-	return false
+	return "", false
 }
 
 // Reexec re-executes the running program with the same arguments and
