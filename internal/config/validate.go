@@ -20,25 +20,23 @@ import (
 // would exhaust memory or descriptors, not taste; configs/gss-acceptor.yaml
 // states each one next to its key.
 const (
-	maxListen            = 64
-	maxServices          = 1024
-	maxPrincipalLen      = 1024
-	maxAccountLen        = 256
-	maxSessionsPerWorker = 1 << 24 // also bounded by RLIMIT_NOFILE at run time
-	maxTotalSessions     = math.MaxInt32
-	maxHandshakes        = 1 << 16
-	maxPending           = 1 << 20 // each one a descriptor: RLIMIT_NOFILE bounds it too
-	minTokenSize         = 1 << 10
-	maxTokenSize         = 16 << 20
-	minMessageSize       = 1 << 10
-	maxMessageSize       = 1 << 30
-	maxReplayCacheSize   = 100_000_000
-	maxChannelBindings   = 64 << 10
-	minTimeout           = 100 * time.Millisecond
-	maxHandshakeTimeout  = 10 * time.Minute
-	// maxDeferAccept bounds defer_accept: a silent connection waits this
-	// long in the kernel before first_frame_timeout starts.
-	maxDeferAccept           = time.Minute
+	maxListen                = 64
+	maxServices              = 1024
+	maxPrincipalLen          = 1024
+	maxAccountLen            = 256
+	maxSessionsPerWorker     = 1 << 24 // also bounded by RLIMIT_NOFILE at run time
+	maxTotalSessions         = math.MaxInt32
+	maxHandshakes            = 1 << 16
+	maxPending               = 1 << 20 // each one a descriptor: RLIMIT_NOFILE bounds it too
+	minTokenSize             = 1 << 10
+	maxTokenSize             = 16 << 20
+	minMessageSize           = 1 << 10
+	maxMessageSize           = 1 << 30
+	maxReplayCacheSize       = 100_000_000
+	maxChannelBindings       = 64 << 10
+	minTimeout               = 100 * time.Millisecond
+	maxHandshakeTimeout      = 10 * time.Minute
+	maxDeferAccept           = time.Minute // a silent connection waits this long in the kernel before first_frame_timeout starts
 	maxImportDeadline        = 10 * time.Minute
 	maxShutdownTimeout       = 24 * time.Hour
 	maxRespawnBackoff        = time.Hour
