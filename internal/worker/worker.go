@@ -62,7 +62,6 @@ type Worker struct {
 	id          uint32
 	maxMessage  int
 	maxSessions int // HELLO's cap; 0: none
-	flushDelay  time.Duration
 	idleTimeout time.Duration
 
 	sendMu sync.Mutex // serializes Send on ch: sessions report load as they end
@@ -84,13 +83,12 @@ func New(cfg Config) *Worker {
 		service: cfg.Service,
 		log:     cfg.Logger,
 		conns:   make(map[uint64]net.Conn),
-
-		flushDelay: cfg.EndFlushDelay,
 	}
-	if w.flushDelay <= 0 {
-		w.flushDelay = endFlushDelay
+	delay := cfg.EndFlushDelay
+	if delay <= 0 {
+		delay = endFlushDelay
 	}
-	w.ends = handoff.NewDeferred(&w.sendMu, w.flushDelay, w.sendEndLocked)
+	w.ends = handoff.NewDeferred(&w.sendMu, delay, w.sendEndLocked)
 	if w.service == nil {
 		w.service = SampleService{}
 	}
