@@ -183,7 +183,10 @@ type row struct {
 	AcceptorCPU time.Duration `json:"acceptor_cpu_ns,omitempty"`
 	// Elapsed is the load's wall-clock time, where the load is a fixed
 	// number of operations (MIT gss-client runs).
-	Elapsed   time.Duration `json:"elapsed_ns,omitempty"`
+	Elapsed time.Duration `json:"elapsed_ns,omitempty"`
+	// ClientCPU is the load generator's own CPU time, where it is
+	// separate processes whose rusage is known (MIT gss-client runs).
+	ClientCPU time.Duration `json:"client_cpu_ns,omitempty"`
 	Ops       int64         `json:"ops"`
 	OpsPerSec float64       `json:"ops_per_s"`
 	MBPerSec  float64       `json:"mb_per_s,omitempty"`
@@ -197,6 +200,29 @@ func (r row) cpuPerOp() float64 {
 		return 0
 	}
 	return float64(r.CPU.Microseconds()) / float64(r.Ops)
+}
+
+// clientCPUPerOp is the load generator's CPU per operation in
+// microseconds, 0 when it was not measured.
+func (r row) clientCPUPerOp() float64 {
+	if r.Ops == 0 {
+		return 0
+	}
+	return float64(r.ClientCPU.Microseconds()) / float64(r.Ops)
+}
+
+// clientBoundCeiling is the most the server of row o could reach in
+// operations/s, as a multiple of row m's rate, on a machine of cpus cores
+// that the load generator shares with it: the clients alone, at their CPU
+// per operation measured in o, on every core all the time, against a
+// server that costs nothing. 0 when o's client CPU or m's rate is not
+// known.
+func clientBoundCeiling(o, m row, cpus int) float64 {
+	c := o.clientCPUPerOp()
+	if c == 0 || m.OpsPerSec == 0 {
+		return 0
+	}
+	return float64(cpus) * 1e6 / c / m.OpsPerSec
 }
 
 type rawEntry struct {
@@ -459,14 +485,19 @@ func (h *harness) mitClients(load string, s *server) error {
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make([]error, h.cfg.mitClients)
+	clientCPU := make([]time.Duration, h.cfg.mitClients)
 	for i := range h.cfg.mitClients {
 		wg.Go(func() {
 			cmd := exec.CommandContext(ctx, "gss-client", "-q", "-port", strconv.Itoa(s.port),
 				"-ccount", strconv.Itoa(h.cfg.ccount), "-mcount", "0", "127.0.0.1", "host@localhost", "bench")
 			cmd.Env = append(slices.Clone(h.env), "KRB5CCNAME=FILE:"+filepath.Join(h.dir, fmt.Sprintf("cc%d", i)))
 			cmd.WaitDelay = 5 * time.Second
-			if out, err := cmd.CombinedOutput(); err != nil {
+			out, err := cmd.CombinedOutput()
+			if err != nil {
 				errs[i] = fmt.Errorf("gss-client %d: %w: %s", i, err, strings.TrimSpace(string(out)))
+			}
+			if ps := cmd.ProcessState; ps != nil {
+				clientCPU[i] = ps.UserTime() + ps.SystemTime()
 			}
 		})
 	}
@@ -483,11 +514,17 @@ func (h *harness) mitClients(load string, s *server) error {
 	// A failing gss-client stops at its first error: count only the
 	// processes that finished every connection.
 	ops := (int64(h.cfg.mitClients) - failed) * int64(h.cfg.ccount)
+	var ccpu time.Duration
+	for i, c := range clientCPU {
+		if errs[i] == nil {
+			ccpu += c
+		}
+	}
 	r := row{Load: load, Server: s.name, CPU: after - before, Ops: ops, OpsPerSec: float64(ops) / elapsed.Seconds(),
-		Elapsed: elapsed, Errors: failed, LoadAvg: loadAvg()}
+		Elapsed: elapsed, ClientCPU: ccpu, Errors: failed, LoadAvg: loadAvg()}
 	h.rows = append(h.rows, r)
-	h.printf("  %-10s %9.1f contexts/s  %7.1f µs server CPU/context  %.2fs  failed processes %d  (load avg %.1f)\n",
-		s.name, r.OpsPerSec, r.cpuPerOp(), elapsed.Seconds(), failed, r.LoadAvg)
+	h.printf("  %-10s %9.1f contexts/s  %7.1f µs server CPU/context  %7.1f µs client CPU/context  %.2fs  failed processes %d  (load avg %.1f)\n",
+		s.name, r.OpsPerSec, r.cpuPerOp(), r.clientCPUPerOp(), elapsed.Seconds(), failed, r.LoadAvg)
 	return nil
 }
 
