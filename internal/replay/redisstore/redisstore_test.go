@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -32,6 +33,8 @@ type redisServer struct {
 	port int
 	dir  string
 	cmd  *exec.Cmd
+	// cpu is the user+system time of the last redis-server stop ended.
+	cpu  time.Duration
 	args []string // more redis-server arguments (TLS files, requirepass)
 	tls  bool     // port is a TLS port, and there is no plain one
 }
@@ -95,6 +98,9 @@ func (r *redisServer) stop() {
 	if r.cmd != nil {
 		r.cmd.Process.Kill()
 		r.cmd.Wait()
+		if ps := r.cmd.ProcessState; ps != nil {
+			r.cpu = ps.UserTime() + ps.SystemTime()
+		}
 		r.cmd = nil
 	}
 }
@@ -498,6 +504,69 @@ func BenchmarkAccept(b *testing.B) {
 			syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
 			cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()) / time.Duration(b.N)
 			b.ReportMetric(float64(cpu.Microseconds()), "cpu-us/op")
+		})
+	}
+}
+
+// BenchmarkRoundTrip measures one lone insertion at a time: the client
+// waits for each reply, so both processes go idle and wake up for every
+// round trip, as at low load. It reports the CPU per insertion of this
+// process (client-cpu-us/op) and of redis-server (server-cpu-us/op, from
+// its rusage when it is stopped, start-up included), for the Store and
+// for a minimal hand-written client (one write of the SET command, one
+// read of the reply), which shows what the round trip itself costs on
+// this machine whatever the client library.
+func BenchmarkRoundTrip(b *testing.B) {
+	for _, tc := range []struct {
+		name   string
+		insert func(b *testing.B, r *redisServer) func(i int)
+	}{
+		{"store", func(b *testing.B, r *redisServer) func(int) {
+			s := newStore(b, Options{URL: r.url()})
+			now := time.Now()
+			return func(i int) {
+				var k gss.ReplayKey
+				binary.BigEndian.PutUint64(k[:], uint64(i))
+				if fresh, err := s.Insert(context.Background(), k, now, now.Add(time.Minute)); err != nil || !fresh {
+					b.Fatalf("insert %d: fresh %v, %v", i, fresh, err)
+				}
+			}
+		}},
+		{"minimal-client", func(b *testing.B, r *redisServer) func(int) {
+			c, err := net.Dial("tcp", r.addr())
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { c.Close() })
+			reply := make([]byte, 64)
+			return func(i int) {
+				k := strconv.Itoa(i)
+				cmd := fmt.Sprintf("*6\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\n1\r\n$2\r\nPX\r\n$5\r\n60000\r\n$2\r\nNX\r\n", len(k), k)
+				if _, err := c.Write([]byte(cmd)); err != nil {
+					b.Fatal(err)
+				}
+				if n, err := c.Read(reply); err != nil || string(reply[:n]) != "+OK\r\n" {
+					b.Fatalf("reply %q, %v", reply[:n], err)
+				}
+			}
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			r := startRedis(b)
+			insert := tc.insert(b, r)
+			insert(-1) // connect
+			var ru0, ru1 syscall.Rusage
+			syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+			b.ResetTimer()
+			for i := range b.N {
+				insert(i)
+			}
+			b.StopTimer()
+			syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+			r.stop()
+			client := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()) / time.Duration(b.N)
+			b.ReportMetric(float64(client.Nanoseconds())/1e3, "client-cpu-us/op")
+			b.ReportMetric(float64(r.cpu.Nanoseconds())/1e3/float64(b.N), "server-cpu-us/op")
 		})
 	}
 }
