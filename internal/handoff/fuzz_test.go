@@ -30,6 +30,8 @@ func FuzzDecode(f *testing.F) {
 	seed(&Ack{ID: 7, Status: 0x90000, Load: 3}, 0)
 	seed(&Drain{}, 1)
 	seed(&Bye{Reason: ByeDrained}, 0)
+	seed(&Ping{Seq: 1}, 0)
+	seed(&Pong{Seq: 1 << 40}, 0)
 	seed(&SessionEnd{ID: 7, Result: SessionOK, Load: 2, DurationUS: 1500, MessagesIn: 4, MessagesOut: 3, BytesIn: 90, BytesOut: 70}, 0)
 	seed(&SessionEnd{ID: 0, Result: SessionFailed}, 0)
 	seed(&SessionEnd{ID: 8, Result: SessionOK, Backend: BackendEnd{Kind: BackendProxy, Connect: ConnectTimeout, ConnectUS: 5e6}}, 0)

@@ -171,6 +171,8 @@ func TestRoundTrip(t *testing.T) {
 		{"ack failure", child, parent, &Ack{ID: ^uint64(0), Status: 0x000c0000, Load: ^uint32(0)}},
 		{"drain", parent, child, &Drain{}},
 		{"bye", child, parent, &Bye{Reason: ByeDrained}},
+		{"ping", parent, child, &Ping{Seq: 1}},
+		{"pong", child, parent, &Pong{Seq: ^uint64(0)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -221,6 +223,8 @@ func TestEncodingGolden(t *testing.T) {
 		{"ready", &Ready{PID: 0x01020304}, []byte{0xa1, 2, 1, 2, 3, 4}},
 		{"drain", &Drain{}, []byte{0xa1, 5}},
 		{"bye", &Bye{Reason: ByeDrained}, []byte{0xa1, 6, 0, 0, 0, 1}},
+		{"ping", &Ping{Seq: 0x0102}, []byte{0xa1, 8, 0, 0, 0, 0, 0, 0, 1, 2}},
+		{"pong", &Pong{Seq: 0x0102}, []byte{0xa1, 9, 0, 0, 0, 0, 0, 0, 1, 2}},
 		{"ack", &Ack{ID: 1, Status: 0x00090000, Load: 2}, []byte{0xa1, 4, 0, 0, 0, 0, 0, 0, 0, 1, 0, 9, 0, 0, 0, 0, 0, 2}},
 		{"handoff", &Handoff{ID: 2, Token: []byte("tk"), ReadAhead: []byte("r")},
 			[]byte{0xa1, 3, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 2, 't', 'k', 0, 0, 0, 1, 'r', AddrNone}},
@@ -496,7 +500,9 @@ func TestRecvRejects(t *testing.T) {
 		{"one byte", func(*testing.T) []byte { return []byte{Version} }, 0, ErrMalformed},
 		{"bad version", func(t *testing.T) []byte { b := enc(t, &Drain{}); b[0] = 0xA2; return b }, 0, ErrMalformed},
 		{"bad version with fd", func(t *testing.T) []byte { b := handoff(t); b[0] = 0x01; return b }, 1, ErrMalformed},
-		{"unknown type", func(*testing.T) []byte { return []byte{Version, 9} }, 0, ErrMalformed},
+		{"unknown type", func(*testing.T) []byte { return []byte{Version, byte(TypePong) + 1, 0, 0, 0, 0, 0, 0, 0, 0} }, 0, ErrMalformed},
+		{"truncated ping", func(t *testing.T) []byte { b := enc(t, &Ping{Seq: 1}); return b[:len(b)-1] }, 0, ErrMalformed},
+		{"pong with an fd", func(t *testing.T) []byte { return enc(t, &Pong{Seq: 1}) }, 1, ErrFDCount},
 		{"type zero", func(*testing.T) []byte { return []byte{Version, 0} }, 0, ErrMalformed},
 		{"truncated ack", func(t *testing.T) []byte { b := enc(t, &Ack{ID: 1}); return b[:len(b)-1] }, 0, ErrMalformed},
 		{"truncated hello", func(t *testing.T) []byte { b := enc(t, &Hello{}); return b[:20] }, 0, ErrMalformed},

@@ -46,6 +46,12 @@ const (
 	// TypeSessionEnd (worker → parent) reports a finished session's
 	// counters and the worker's new load.
 	TypeSessionEnd Type = 7
+	// TypePing (parent → worker) asks a worker that has sent nothing for a
+	// while whether it still reads its channel; TypePong (worker →
+	// parent) answers it. Both are additive: a parent that never sends
+	// PING works with any worker.
+	TypePing Type = 8
+	TypePong Type = 9
 )
 
 // String returns the protocol name of the type, e.g. "HANDOFF".
@@ -65,6 +71,10 @@ func (t Type) String() string {
 		return "BYE"
 	case TypeSessionEnd:
 		return "SESSION_END"
+	case TypePing:
+		return "PING"
+	case TypePong:
+		return "PONG"
 	}
 	return fmt.Sprintf("Type(%d)", uint8(t))
 }
@@ -87,8 +97,8 @@ var (
 	ErrTooLarge = errors.New("handoff: message too large")
 )
 
-// Message is one of *Hello, *Ready, *Handoff, *Ack, *Drain, *Bye or
-// *SessionEnd.
+// Message is one of *Hello, *Ready, *Handoff, *Ack, *Drain, *Bye,
+// *SessionEnd, *Ping or *Pong.
 type Message interface {
 	// Type returns the message type.
 	Type() Type
@@ -321,6 +331,33 @@ type Drain struct{}
 func (*Drain) Type() Type { return TypeDrain }
 
 func (*Drain) appendBody(b []byte) ([]byte, error) { return b, nil }
+
+// Ping asks the worker to answer with a Pong of the same Seq. The parent
+// sends it to a worker it has heard nothing from for a while
+// (ARCHITECTURE.md §6): a worker that no longer reads its channel is
+// found without a client having to wait for it.
+type Ping struct {
+	Seq uint64 // echoed in the Pong
+}
+
+// Type implements Message.
+func (*Ping) Type() Type { return TypePing }
+
+func (g *Ping) appendBody(b []byte) ([]byte, error) {
+	return binary.BigEndian.AppendUint64(b, g.Seq), nil
+}
+
+// Pong answers a Ping.
+type Pong struct {
+	Seq uint64 // the Ping's
+}
+
+// Type implements Message.
+func (*Pong) Type() Type { return TypePong }
+
+func (g *Pong) appendBody(b []byte) ([]byte, error) {
+	return binary.BigEndian.AppendUint64(b, g.Seq), nil
+}
 
 // ByeDrained is the reason a worker gives in its BYE: it received DRAIN
 // and every session has ended. It is the only BYE a worker sends; a worker
@@ -558,6 +595,10 @@ func isNil(m Message) bool {
 		return m == nil
 	case *Drain:
 		return m == nil
+	case *Ping:
+		return m == nil
+	case *Pong:
+		return m == nil
 	case *Bye:
 		return m == nil
 	case *SessionEnd:
@@ -690,6 +731,10 @@ func decode(b []byte, nfd int) (Message, error) {
 		m = &Ack{ID: d.u64(), Status: d.u32(), Load: d.u32()}
 	case TypeDrain:
 		m = &Drain{}
+	case TypePing:
+		m = &Ping{Seq: d.u64()}
+	case TypePong:
+		m = &Pong{Seq: d.u64()}
 	case TypeBye:
 		m = &Bye{Reason: d.u32()}
 	case TypeSessionEnd:
