@@ -143,6 +143,10 @@ func (w *Worker) Run(ctx context.Context) error {
 		switch m := m.(type) {
 		case *handoff.Handoff:
 			w.handle(ctx, m)
+		case *handoff.Ping:
+			// Answered from this loop: the PONG shows the acceptor that
+			// the loop still reads the channel (ARCHITECTURE.md §6).
+			w.send(&handoff.Pong{Seq: m.Seq})
 		case *handoff.Drain:
 			w.log.Info("draining", zap.Int32("sessions", w.active.Load()))
 			w.sessions.Wait()

@@ -252,6 +252,46 @@ func TestParentGoneFinishesSessions(t *testing.T) {
 	rw.waitParentGone(t)
 }
 
+// A PING is answered with a PONG of the same sequence number, with a
+// session open and after one has ended: the end report queued for the next
+// message goes out ahead of the PONG, not after it.
+func TestPingAnsweredWithPong(t *testing.T) {
+	checkLeaks(t)
+	rw := startWorker(t, 1<<20)
+	s := rw.handOff(t)
+	if err := rw.parent.Send(&handoff.Ping{Seq: 41}); err != nil {
+		t.Fatal(err)
+	}
+	if p := rw.recvType(t, handoff.TypePong).(*handoff.Pong); p.Seq != 41 {
+		t.Errorf("PONG %d, want 41", p.Seq)
+	}
+	wire.WriteFrame(s.conn, wire.FlagNoop, nil)
+	// The session's end waits (up to the flush delay) for the next message.
+	deadline := time.Now().Add(10 * time.Second)
+	for rw.w.Active() != 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if err := rw.parent.Send(&handoff.Ping{Seq: 42}); err != nil {
+		t.Fatal(err)
+	}
+	rw.parent.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var got []handoff.Type
+	for len(got) < 2 {
+		m, err := rw.parent.Recv()
+		if err != nil {
+			t.Fatalf("after %v: %v", got, err)
+		}
+		got = append(got, m.Type())
+		if p, ok := m.(*handoff.Pong); ok && p.Seq != 42 {
+			t.Errorf("PONG %d, want 42", p.Seq)
+		}
+	}
+	rw.parent.SetReadDeadline(time.Time{})
+	if got[0] != handoff.TypeSessionEnd || got[1] != handoff.TypePong {
+		t.Errorf("messages %v, want SESSION_END then PONG", got)
+	}
+}
+
 // A HANDOFF the acceptor sent just before it exited is served, even though
 // the acceptor left an ACK of ours unread: the kernel then reports
 // ECONNRESET once, ahead of that HANDOFF, and stopping there lost the
