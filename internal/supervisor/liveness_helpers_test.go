@@ -119,6 +119,8 @@ func faultyWorker(mode string) int {
 			recordTaken(m.Token)
 			ch.Send(&handoff.Ack{ID: m.ID, Load: 1})
 			ch.Send(&handoff.SessionEnd{ID: m.ID, Result: handoff.SessionOK, Load: 0, DurationUS: 1})
+		case *handoff.Ping:
+			ch.Send(&handoff.Pong{Seq: m.Seq})
 		case *handoff.Drain:
 			ch.Send(&handoff.Bye{Reason: handoff.ByeDrained})
 			return 0

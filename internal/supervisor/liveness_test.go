@@ -302,3 +302,37 @@ func TestPoolReadsPastResetToLastAck(t *testing.T) {
 		}
 	}
 }
+
+// The heartbeat finds a stopped worker that gets no handoff: its PING goes
+// unanswered, it is killed once and replaced, and the replacement takes
+// sessions. Workers that answer their PINGs are never killed, however
+// many intervals they stay idle.
+func TestPoolHeartbeatKillsStoppedIdleWorker(t *testing.T) {
+	const interval, ackTimeout = 150 * time.Millisecond, 400 * time.Millisecond
+	fp := startFaultyPool(t, 2, "none", func(c *PoolConfig) {
+		c.HeartbeatInterval = interval
+		c.AckTimeout = ackTimeout
+	})
+	before, _ := fp.Status()
+	time.Sleep(10 * interval)
+	if k := fp.Kills(); len(nonZero(k)) != 0 {
+		t.Fatalf("kills %v while every worker answered its PINGs", nonZero(k))
+	}
+	stopped := stopWorker(t, fp.Pool)
+	waitReplaced(t, fp.Pool, before, stopped)
+	if k := nonZero(fp.Kills()); len(k) != 1 || k[KillHeartbeat] != 1 {
+		t.Errorf("kills %v, want one %s", k, KillHeartbeat)
+	}
+	handoffOne(t, fp.Pool, "after")
+}
+
+// nonZero returns the kill counts above zero.
+func nonZero(k map[string]int) map[string]int {
+	out := map[string]int{}
+	for r, n := range k {
+		if n > 0 {
+			out[r] = n
+		}
+	}
+	return out
+}

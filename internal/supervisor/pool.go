@@ -68,6 +68,15 @@ type PoolConfig struct {
 	// only when no other worker has room.
 	AckTimeout time.Duration
 
+	// HeartbeatInterval, when positive, pings a ready worker that has
+	// sent nothing for that long: a PING that gets no answer (PONG or any
+	// other message) within AckTimeout gets the worker SIGKILLed and
+	// replaced, as a stalled worker is when a HANDOFF goes unanswered,
+	// but found before a client waits for it. Retiring workers are not
+	// pinged: a draining worker reads its channel only once its sessions
+	// end. 0: no heartbeat.
+	HeartbeatInterval time.Duration
+
 	RespawnBackoffMax time.Duration       // 0: DefaultRespawnBackoffMax
 	Credential        *syscall.Credential // run workers as this user (nil: as we are)
 	AllowedUIDs       []uint32            // peer uids accepted on the channel (nil: ours, and Credential's)

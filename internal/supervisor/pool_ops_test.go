@@ -66,6 +66,8 @@ func fakeWorker() int {
 			ch.Send(&handoff.Ack{ID: m.ID, Load: 1})
 			ch.Send(&handoff.SessionEnd{ID: m.ID, Result: handoff.SessionOK, Load: 0, DurationUS: 1,
 				MessagesIn: uint64(hello.MaxMessageBytes), MessagesOut: uint64(hello.MaxSessions), BytesIn: uint64(len(m.Token))})
+		case *handoff.Ping:
+			ch.Send(&handoff.Pong{Seq: m.Seq})
 		case *handoff.Drain:
 			ch.Send(&handoff.Bye{Reason: handoff.ByeDrained})
 			return 0

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,6 +26,9 @@ type workerProc struct {
 	ch         *handoff.Conn // Send is safe for concurrent use: no lock of ours
 	started    time.Time
 	pid        int
+	// heard is when the reader last received a message from the worker,
+	// as monotonic nanoseconds since clockBase, for the heartbeat.
+	heard atomic.Int64
 	// reserved counts handoffs reserved for this worker whose HANDOFF has
 	// not been sent yet. Add happens under Pool.mu and only while the
 	// worker is not retiring, so once it retires the count only falls:
@@ -153,11 +157,12 @@ const (
 	KillBadPeer      = "bad_peer"       // CheckWorker refused the channel's peer
 	KillStartFailed  = "start_failed"   // HELLO could not be sent
 	KillProtocolFail = "protocol_error" // it sent a message that could not be received
+	KillHeartbeat    = "heartbeat"      // no answer to a PING within PoolConfig.AckTimeout
 )
 
 // KillReasons lists every kill reason, for metrics.
 func KillReasons() []string {
-	return []string{KillAckTimeout, KillChannelFull, KillNoReady, KillBadPeer, KillStartFailed, KillProtocolFail}
+	return []string{KillAckTimeout, KillChannelFull, KillNoReady, KillBadPeer, KillStartFailed, KillProtocolFail, KillHeartbeat}
 }
 
 // kill SIGKILLs a worker that misbehaved or stopped answering, once: it
@@ -254,13 +259,20 @@ func (p *Pool) read(w *workerProc) {
 			}
 			return // the socket itself failed: reap fails the handoffs over
 		}
+		w.heard.Store(sinceBase())
 		switch m := m.(type) {
 		case *handoff.Ready:
 			p.mu.Lock()
+			first := !w.ready
 			w.ready = true
 			p.notifyLocked()
 			p.mu.Unlock()
 			p.log.Info("worker ready", zap.Int("slot", w.slot), zap.Int("pid", w.pid), zap.Uint32("generation", w.generation))
+			if first && p.cfg.HeartbeatInterval > 0 {
+				go p.heartbeat(w)
+			}
+		case *handoff.Pong:
+			// Its arrival (heard, above) is all the heartbeat needs.
 		case *handoff.Ack:
 			p.mu.Lock()
 			w.reported = int(m.Load)
@@ -296,6 +308,81 @@ func (p *Pool) read(w *workerProc) {
 			p.log.Warn("unexpected message from worker", zap.Int("pid", w.pid), zap.String("type", fmt.Sprintf("%T", m)))
 		}
 	}
+}
+
+// heartbeat pings w whenever it has sent nothing for HeartbeatInterval,
+// and kills it when nothing at all comes back within AckTimeout of a PING
+// (ARCHITECTURE.md §6). A worker that answers its HANDOFFs and reports its
+// sessions is never pinged. It returns once w has exited, retires or is
+// killed, or the pool shuts down.
+func (p *Pool) heartbeat(w *workerProc) {
+	interval := p.cfg.HeartbeatInterval
+	t := time.NewTimer(interval)
+	defer t.Stop()
+	wait := func() bool { // false: stop
+		select {
+		case <-w.exited:
+			return false
+		case <-w.retired:
+			return false
+		case <-t.C:
+			return true
+		}
+	}
+	for seq := uint64(1); ; seq++ {
+		for {
+			if !wait() {
+				return
+			}
+			quiet := time.Duration(sinceBase() - w.heard.Load())
+			if quiet >= interval {
+				break
+			}
+			t.Reset(interval - quiet)
+		}
+		if !p.pingable(w) {
+			return
+		}
+		sent := sinceBase()
+		ctx, cancel := context.WithTimeout(context.Background(), channelWriteTimeout)
+		err := w.ch.SendContext(ctx, &handoff.Ping{Seq: seq})
+		cancel()
+		if err != nil {
+			// A channel that stays full means the worker stopped reading,
+			// as for a HANDOFF. Any other failure means it is gone: its
+			// exit is reap's business, not a kill.
+			if errors.Is(err, os.ErrDeadlineExceeded) && p.pingable(w) {
+				p.kill(w, KillChannelFull, fmt.Errorf("its channel stayed full for %v (sending PING %d)", channelWriteTimeout, seq))
+			}
+			return
+		}
+		t.Reset(p.cfg.AckTimeout)
+		if !wait() {
+			return
+		}
+		if w.heard.Load() < sent {
+			if p.pingable(w) {
+				p.kill(w, KillHeartbeat, fmt.Errorf("no answer to PING %d within %v", seq, p.cfg.AckTimeout))
+			}
+			return
+		}
+		t.Reset(interval)
+	}
+}
+
+// clockBase is the origin of workerProc.heard: durations since it use the
+// monotonic clock, which a step of the wall clock does not move.
+var clockBase = time.Now()
+
+func sinceBase() int64 { return int64(time.Since(clockBase)) }
+
+// pingable reports whether the heartbeat still concerns w: it is neither
+// retiring (a draining worker reads its channel only once its sessions
+// end) nor killed nor dead, and the pool is not shutting down.
+func (p *Pool) pingable(w *workerProc) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !w.retiring && !w.killed && !w.dead && !p.closing
 }
 
 // retireLocked stops giving w sessions and asks it to drain.
