@@ -60,6 +60,7 @@ func TestFaults(t *testing.T) {
 		{"KillWorkerDuringHandoff", faultKillWorkerDuringHandoff},
 		{"KillWorkerMidSession", faultKillWorkerMidSession},
 		{"StoppedWorker", faultStoppedWorker},
+		{"StoppedIdleWorker", faultStoppedIdleWorker},
 		{"KillAcceptor", faultKillAcceptor},
 		{"FDExhaustion", faultFDExhaustion},
 	} {
@@ -1072,6 +1073,47 @@ func faultStoppedWorker(t *testing.T, ft *faultTally) {
 		ok.Load(), clients*perClient, clients, elapsed.Round(time.Millisecond), resent,
 		maxHandoff.Round(time.Millisecond), maxTotal.Round(time.Millisecond), replaced.Round(time.Millisecond))
 	serveReal(t, r, a, ft, "after the stopped worker was replaced")
+}
+
+// faultStoppedIdleWorker: a worker stopped (SIGSTOP) while no connection
+// comes is found by the heartbeat, not by a client: silent for
+// worker_heartbeat, it gets a PING, does not answer within
+// worker_ack_timeout, and is killed and replaced. The other worker answers
+// its PINGs and is left alone.
+func faultStoppedIdleWorker(t *testing.T, ft *faultTally) {
+	ft.scenario()
+	r := testrealm.Shared(t)
+	a := startAcceptor(t, r, acceptorOptions{"worker_heartbeat": "1s", "worker_ack_timeout": "500ms"})
+	pids := a.workerPIDs()
+	if len(pids) != 2 {
+		t.Fatalf("%d workers, want 2", len(pids))
+	}
+	victim := pids[0]
+	defer syscall.Kill(victim, syscall.SIGCONT) // if the heartbeat missed it
+	proctest.Stop(t, victim)
+	start := time.Now()
+	a.logs.wait(t, 15*time.Second, 1, "heartbeat kill of the stopped worker", func(m map[string]any) bool {
+		return m["msg"] == "killing worker" && m["pid"] == float64(victim) && m["reason"] == "heartbeat"
+	})
+	killed := time.Since(start)
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if now := a.workerPIDs(); len(now) == 2 && !slices.Contains(now, victim) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stopped worker %d not replaced: workers %v", victim, a.workerPIDs())
+		}
+	}
+	if procAlive(victim) {
+		t.Errorf("stopped worker %d still alive", victim)
+	}
+	// Three more intervals: the workers that answer are never killed.
+	time.Sleep(3 * time.Second)
+	if other := a.logs.find(func(m map[string]any) bool { return m["msg"] == "killing worker" && m["pid"] != float64(victim) }); len(other) > 0 {
+		t.Errorf("workers that answer their PINGs were killed: %v", other)
+	}
+	t.Logf("stopped idle worker: killed %v after the stop, before any connection", killed.Round(time.Millisecond))
+	serveReal(t, r, a, ft, "after the stopped idle worker was replaced")
 }
 
 // faultKillWorkerMidSession: SIGKILL of a worker ends its sessions only;

@@ -176,6 +176,7 @@ func (d *daemonState) start() error {
 		Limits:               helloLimits(cfg),
 		RespawnBackoffMax:    cfg.WorkerRespawnBackoffMax,
 		AckTimeout:           cfg.WorkerAckTimeout,
+		HeartbeatInterval:    max(cfg.WorkerHeartbeat, 0), // NoWorkerHeartbeat: off
 		Credential:           cred,
 		Logger:               log.Named("pool"),
 		OnSessionEnd:         d.observeSession,

@@ -124,6 +124,7 @@ func keepRestartOnly(cfg, running *config.Config) []string {
 	keep("worker_respawn_backoff_max", cfg.WorkerRespawnBackoffMax != running.WorkerRespawnBackoffMax,
 		func() { cfg.WorkerRespawnBackoffMax = running.WorkerRespawnBackoffMax })
 	keep("worker_ack_timeout", cfg.WorkerAckTimeout != running.WorkerAckTimeout, func() { cfg.WorkerAckTimeout = running.WorkerAckTimeout })
+	keep("worker_heartbeat", cfg.WorkerHeartbeat != running.WorkerHeartbeat, func() { cfg.WorkerHeartbeat = running.WorkerHeartbeat })
 	keep("handshake_timeout", cfg.HandshakeTimeout != running.HandshakeTimeout, func() { cfg.HandshakeTimeout = running.HandshakeTimeout })
 	keep("max_handshakes", cfg.MaxHandshakes != running.MaxHandshakes, func() { cfg.MaxHandshakes = running.MaxHandshakes })
 	keep("max_pending_connections", cfg.MaxPendingConnections != running.MaxPendingConnections,

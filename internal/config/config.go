@@ -71,6 +71,11 @@ const (
 	// connection to another worker.
 	DefaultWorkerAckTimeout = 2 * time.Second
 
+	// DefaultWorkerHeartbeat is how long a worker may stay silent before
+	// the acceptor pings it; one that does not answer within
+	// worker_ack_timeout is killed as stalled.
+	DefaultWorkerHeartbeat = 30 * time.Second
+
 	// DefaultHandshakeTimeout bounds the whole context establishment of one
 	// connection, from accept to handoff (sshd LoginGraceTime).
 	DefaultHandshakeTimeout = 10 * time.Second
@@ -171,6 +176,11 @@ const NoIdleTimeout time.Duration = -1
 // NoDeferAccept is the DeferAccept that turns TCP_DEFER_ACCEPT off (the
 // file's "defer_accept: 0"), negative for the reason NoIdleTimeout is.
 const NoDeferAccept time.Duration = -1
+
+// NoWorkerHeartbeat is the WorkerHeartbeat that turns the heartbeat off
+// (the file's "worker_heartbeat: 0"), negative for the reason NoIdleTimeout
+// is.
+const NoWorkerHeartbeat time.Duration = -1
 
 // BackendSample is the backend value of the gss-sample service; the
 // others are "tcp:HOST:PORT" and "unix:/PATH" (docs/stream.md).
@@ -324,6 +334,13 @@ type Config struct {
 	// acknowledged a handoff within it is killed and replaced, and the
 	// connection goes to another worker. Default DefaultWorkerAckTimeout.
 	WorkerAckTimeout time.Duration
+
+	// WorkerHeartbeat (worker_heartbeat): a ready worker that has sent
+	// nothing for this long gets a PING, and is killed and replaced when
+	// it does not answer within WorkerAckTimeout. Zero means
+	// DefaultWorkerHeartbeat; NoWorkerHeartbeat (the file's 0) turns it
+	// off.
+	WorkerHeartbeat time.Duration
 
 	// HandshakeTimeout (handshake_timeout) bounds context establishment of
 	// one connection. Default DefaultHandshakeTimeout.
@@ -539,6 +556,7 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.WorkerCPUs, DefaultWorkerCPUs)
 	setDefault(&c.WorkerRespawnBackoffMax, DefaultWorkerRespawnBackoffMax)
 	setDefault(&c.WorkerAckTimeout, DefaultWorkerAckTimeout)
+	setDefault(&c.WorkerHeartbeat, DefaultWorkerHeartbeat)
 	setDefault(&c.HandshakeTimeout, DefaultHandshakeTimeout)
 	setDefault(&c.MaxHandshakes, DefaultMaxHandshakes)
 	setDefault(&c.MaxPendingConnections, DefaultMaxPendingConnections)

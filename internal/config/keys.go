@@ -71,6 +71,7 @@ var keys = []keyDef{
 	{name: "worker_respawn_backoff_max", kind: kindDuration, dur: func(c *Config) *time.Duration { return &c.WorkerRespawnBackoffMax }},
 
 	{name: "worker_ack_timeout", kind: kindDuration, dur: func(c *Config) *time.Duration { return &c.WorkerAckTimeout }},
+	{name: "worker_heartbeat", kind: kindIdle, dur: func(c *Config) *time.Duration { return &c.WorkerHeartbeat }},
 	{name: "handshake_timeout", kind: kindDuration, dur: func(c *Config) *time.Duration { return &c.HandshakeTimeout }},
 	{name: "max_handshakes", kind: kindInt, num: func(c *Config) *int { return &c.MaxHandshakes }},
 	{name: "max_pending_connections", kind: kindInt, num: func(c *Config) *int { return &c.MaxPendingConnections }},

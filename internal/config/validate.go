@@ -47,6 +47,8 @@ const (
 	maxBackendConnectTimeout = 5 * time.Minute
 	maxNumericAccountID      = math.MaxUint32 - 1 // (uid_t)-1 means "no change" to setresuid
 	maxWorkerAckTimeout      = time.Minute
+	minWorkerHeartbeat       = time.Second // one PING per second per idle worker at most
+	maxWorkerHeartbeat       = time.Hour
 )
 
 // validator collects the problems of one Config.
@@ -285,6 +287,9 @@ func (v *validator) pool() {
 	}
 	v.durationRange("worker_respawn_backoff_max", c.WorkerRespawnBackoffMax, minTimeout, maxRespawnBackoff)
 	v.durationRange("worker_ack_timeout", c.WorkerAckTimeout, minTimeout, maxWorkerAckTimeout)
+	if d := c.WorkerHeartbeat; d >= 0 && (d < minWorkerHeartbeat || d > maxWorkerHeartbeat) {
+		v.fail("worker_heartbeat", "must be 0 (off) or from %s to %s, got %s", minWorkerHeartbeat, maxWorkerHeartbeat, d)
+	}
 }
 
 func (v *validator) limits() {

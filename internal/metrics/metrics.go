@@ -428,7 +428,7 @@ var (
 	restartsDesc = prometheus.NewDesc(namespace+"_worker_restarts_total",
 		"Workers respawned after exiting unexpectedly (crash, kill); recycling and resizing are not restarts.", nil, nil)
 	killsDesc = prometheus.NewDesc(namespace+"_worker_kills_total",
-		"Workers the acceptor killed (SIGKILL), by reason: ack_timeout (a handoff not acknowledged in worker_ack_timeout), channel_full (stopped reading its channel), no_ready, bad_peer, start_failed, protocol_error.",
+		"Workers the acceptor killed (SIGKILL), by reason: ack_timeout (a handoff not acknowledged in worker_ack_timeout), channel_full (stopped reading its channel), no_ready, bad_peer, start_failed, protocol_error, heartbeat (no answer to a PING in worker_ack_timeout).",
 		[]string{"reason"}, nil)
 	replayDesc = prometheus.NewDesc(namespace+"_replay_cache_entries",
 		"Authenticators held by the replay cache (bounded by replay_cache_size).", nil, nil)
