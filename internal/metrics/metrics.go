@@ -431,7 +431,7 @@ var (
 		"Workers the acceptor killed (SIGKILL), by reason: ack_timeout (a handoff not acknowledged in worker_ack_timeout), channel_full (stopped reading its channel), no_ready, bad_peer, start_failed, protocol_error, heartbeat (no answer to a PING in worker_ack_timeout).",
 		[]string{"reason"}, nil)
 	replayDesc = prometheus.NewDesc(namespace+"_replay_cache_entries",
-		"Authenticators held by the replay cache (bounded by replay_cache_size).", nil, nil)
+		"Authenticators held by this host's replay cache (bounded by replay_cache_size); with redis://, only those remembered locally under replay_cache_failure: fallback.", nil, nil)
 	inProgressDesc = prometheus.NewDesc(namespace+"_handshakes_in_progress",
 		"Connections between accept and the end of their handoff.", nil, nil)
 	pendingDesc = prometheus.NewDesc(namespace+"_pending_connections",
