@@ -244,18 +244,7 @@ func TestKillWorker(t *testing.T) {
 	}
 	killedAt := time.Now()
 	syscall.Kill(victims[0], syscall.SIGKILL)
-	// A replacement appears.
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		pids := a.workerPIDs()
-		if len(pids) == 2 && pids[0] != victims[0] && pids[1] != victims[0] {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("worker %d not replaced; workers now %v", victims[0], pids)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	a.waitWorkerReplaced(t, victims[0], 2, 15*time.Second)
 	time.Sleep(1 * time.Second)
 	cancel()
 	wg.Wait()

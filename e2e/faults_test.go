@@ -1096,14 +1096,7 @@ func faultStoppedIdleWorker(t *testing.T, ft *faultTally) {
 		return m["msg"] == "killing worker" && m["pid"] == float64(victim) && m["reason"] == "heartbeat"
 	})
 	killed := time.Since(start)
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if now := a.workerPIDs(); len(now) == 2 && !slices.Contains(now, victim) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stopped worker %d not replaced: workers %v", victim, a.workerPIDs())
-		}
-	}
+	a.waitWorkerReplaced(t, victim, 2, 15*time.Second)
 	if procAlive(victim) {
 		t.Errorf("stopped worker %d still alive", victim)
 	}

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -248,6 +249,21 @@ func (a *acceptor) wait(d time.Duration) *os.ProcessState {
 }
 
 // workerPIDs lists the live gss-worker children of the acceptor.
+// waitWorkerReplaced waits until the acceptor again has n workers, none of
+// them victim, and fails t after d.
+func (a *acceptor) waitWorkerReplaced(t testing.TB, victim, n int, d time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(d); ; time.Sleep(50 * time.Millisecond) {
+		pids := a.workerPIDs()
+		if len(pids) == n && !slices.Contains(pids, victim) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("worker %d not replaced; workers now %v", victim, pids)
+		}
+	}
+}
+
 func (a *acceptor) workerPIDs() []int {
 	return childrenNamed(a.cmd.Process.Pid, "gss-worker")
 }
